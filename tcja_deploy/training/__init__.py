@@ -1,0 +1,1 @@
+"""Training stage: loop, checkpoints (safetensors + JSON) and resume."""
