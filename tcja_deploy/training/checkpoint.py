@@ -52,11 +52,16 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise UserError(f"{path}: corrupted or not a safetensors file ({str(e).splitlines()[0]})") from None
 
 
+def save_run_config(run_dir: Path, model_config: ModelConfig, train_config: dict[str, Any]) -> None:
+    """Write ``config.json``: ``{"model": ..., "train": ...}``."""
+    atomic.write_json(Path(run_dir) / CONFIG_FILE, {"model": model_config.to_dict(), "train": train_config})
+
+
 def save_model(run_dir: Path, model: TCJASNN, train_config: dict[str, Any]) -> None:
     """Write ``config.json`` and ``model.safetensors`` into ``run_dir``."""
     run_dir = Path(run_dir)
     save_state_dict(run_dir / MODEL_FILE, model.state_dict())
-    atomic.write_json(run_dir / CONFIG_FILE, {"model": model.config.to_dict(), "train": train_config})
+    save_run_config(run_dir, model.config, train_config)
 
 
 def load_run_config(run_dir: Path) -> tuple[ModelConfig, dict[str, Any]]:

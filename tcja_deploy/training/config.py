@@ -124,7 +124,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     dataset = dataset_name(preset, config.encoding)  # rejects --encoding for presets other than digits
     encoding = config.encoding
     if encoding is None and preset.model.preset == "digits":
-        encoding = next(key for key, name in ENCODINGS.items() if name == dataset)
+        encoding = next((key for key, name in ENCODINGS.items() if name == dataset), None)
     return replace(
         config,
         preset=preset.model.preset,

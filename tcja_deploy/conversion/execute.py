@@ -1,0 +1,227 @@
+"""What every graph node computes, as small pure torch functions over a window.
+
+Tensors are ``[T, N, *shape]``: T time steps, N samples. Float nodes compute in the dtype of their
+input (float64 in the pass tests, float32 for the ONNX module); fixed-point nodes (``q_*``) are the
+bit-exact integer semantics of :mod:`tcja_deploy.hardware.emulator`. :func:`run_graph` runs a whole
+graph; :class:`GraphModule` wraps a float graph as a traceable ``nn.Module`` (the ONNX export).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tcja_deploy.conversion import graph as g
+from tcja_deploy.models.tcja import squeeze_spikes, tcja_gate
+
+
+class ConversionError(ValueError):
+    """A graph the conversion cannot handle; the message names the node and what is unsupported."""
+
+
+# ------------------------------------------------------------------------------------ per-step ops
+def per_step(fn, x: torch.Tensor) -> torch.Tensor:
+    """Apply a batch function to every step of [T, N, ...]."""
+    T, N = x.shape[:2]
+    y = fn(x.reshape(T * N, *x.shape[2:]))
+    return y.reshape(T, N, *y.shape[1:])
+
+
+def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], stride: int, padding: int,
+           groups: int = 1) -> torch.Tensor:
+    """[T, N, Ci, H, W] → [T, N, Co, H', W']."""
+    return per_step(lambda z: F.conv2d(z, weight, bias, stride=stride, padding=padding, groups=groups), x)
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """[T, N, in] → [T, N, out]."""
+    return F.linear(x, weight, bias)
+
+
+def batchnorm(x: torch.Tensor, mean, var, weight, bias, eps: float) -> torch.Tensor:
+    """Inference BatchNorm over the channel dim (2) of [T, N, C, ...], as torch's eval-mode BatchNorm."""
+    return per_step(lambda z: F.batch_norm(z, mean, var, weight, bias, False, 0.0, eps), x)
+
+
+def lif(x: torch.Tensor, tau_mem: float, tau_syn: float, v_th: float) -> torch.Tensor:
+    """Norse ``lif_feed_forward_step`` over the window (v_leak = v_reset = 0, dt = 1), same arithmetic order.
+
+    i ← i + x; v ← v + (1/τ_mem)·((0 − v) + i); i ← i − (1/τ_syn)·i; z = v > v_th; v ← (1 − z)·v.
+    """
+    tm = torch.tensor(1.0 / tau_mem, dtype=x.dtype)
+    ts = torch.tensor(1.0 / tau_syn, dtype=x.dtype)
+    th = torch.tensor(v_th, dtype=x.dtype)
+    i = torch.zeros_like(x[0])
+    v = torch.zeros_like(x[0])
+    out = []
+    for t in range(x.shape[0]):
+        i_jump = i + x[t]
+        v_decayed = v + 1.0 * tm * ((0.0 - v) + i_jump)
+        i = i_jump + (-1.0 * ts * i_jump)
+        z = (v_decayed - th > 0).to(x.dtype)
+        v = (1 - z) * v_decayed + z * 0.0
+        out.append(z)
+    return torch.stack(out)
+
+
+def cuba(x: torch.Tensor, du: float, dv: float, threshold: float, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Loihi CUBA in floats: u ← (1−du)·u + x; v ← (1−dv)·v + u + bias; z = v > θ; v ← 0 where z."""
+    u = torch.zeros_like(x[0])
+    v = torch.zeros_like(x[0])
+    b = 0.0 if bias is None else _channel_view(bias.to(x.dtype), x.dim() - 1)
+    out = []
+    for t in range(x.shape[0]):
+        u = (1 - du) * u + x[t]
+        v = (1 - dv) * v + u + b
+        z = (v > threshold).to(x.dtype)
+        v = v * (1 - z)
+        out.append(z)
+    return torch.stack(out)
+
+
+def _channel_view(c: torch.Tensor, ndim: int) -> torch.Tensor:
+    """A per-channel vector shaped to broadcast over [N, C, ...] of ``ndim`` dims."""
+    return c.reshape(1, -1, *([1] * (ndim - 2)))
+
+
+def maxpool(x: torch.Tensor, k: int) -> torch.Tensor:
+    return per_step(lambda z: F.max_pool2d(z, k), x)
+
+
+def avgpool(x: torch.Tensor, k: int) -> torch.Tensor:
+    return per_step(lambda z: F.avg_pool2d(z, k), x)
+
+
+def flatten(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(2)
+
+
+def tcja(x: torch.Tensor, w_tla: torch.Tensor, w_cla: torch.Tensor, causal: bool) -> torch.Tensor:
+    """TCJA on [T, N, C, H, W] spikes (models/tcja.py): x · sigmoid(CLA ⊙ TLA)."""
+    gate = tcja_gate(squeeze_spikes(x), w_tla.to(x.dtype), w_cla.to(x.dtype), causal)
+    return x * gate[..., None, None]
+
+
+def gate(x: torch.Tensor, s: torch.Tensor, w_tla: torch.Tensor, w_cla: torch.Tensor, causal: bool) -> torch.Tensor:
+    """The gate node: x [T, N, C, H', W'] scaled by the TCJA gate of the squeezed spikes s [T, N, C, H, W]."""
+    gv = tcja_gate(squeeze_spikes(s), w_tla.to(x.dtype), w_cla.to(x.dtype), causal)
+    return x * gv[..., None, None]
+
+
+def vote(x: torch.Tensor, voters: int) -> torch.Tensor:
+    """[T, N, K·voters] → scores [N, K]: per-step group mean, then mean over time (as TCJASNN)."""
+    return x.reshape(*x.shape[:-1], -1, voters).mean(-1).mean(0)
+
+
+# ---------------------------------------------------------------------------------------- shapes
+def infer_shapes(graph: g.Graph) -> dict[str, tuple[int, ...]]:
+    """Per-step output shape of every node (``vote``: (K,)), from the input node's shape."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    shape: tuple[int, ...] = ()
+    for name, node in graph.items():
+        if isinstance(node, (g.Input, g.QInput)):
+            shape = tuple(node.shape)
+        elif isinstance(node, (g.Conv2d, g.QConv2d)):
+            c, h, w = shape
+            co, _, k, _ = node.weight.shape
+            s, p = node.stride, node.padding
+            shape = (co, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+        elif isinstance(node, (g.Linear, g.QLinear)):
+            shape = (node.weight.shape[0],)
+        elif isinstance(node, (g.MaxPool, g.AvgPool)):
+            c, h, w = shape
+            shape = (c, h // node.kernel, w // node.kernel)
+        elif isinstance(node, g.Flatten):
+            shape = (int(np.prod(shape)),)
+        elif isinstance(node, g.Vote):
+            shape = (shape[0] // node.voters,)
+        shapes[name] = shape
+    return shapes
+
+
+def input_shapes(graph: g.Graph) -> dict[str, tuple[int, ...]]:
+    """Per-step input shape of every node."""
+    out, prev = {}, ()
+    shapes = infer_shapes(graph)
+    for name in graph.names:
+        out[name] = prev
+        prev = shapes[name]
+    return out
+
+
+# ------------------------------------------------------------------------------------------- run
+def _t(a, dtype) -> Optional[torch.Tensor]:
+    return None if a is None else torch.as_tensor(np.asarray(a), dtype=dtype)
+
+
+def run_node(node: g.Node, x: torch.Tensor, outputs: Optional[dict] = None) -> torch.Tensor:
+    """One float node on [T, N, ...] (fixed-point nodes: see :func:`tcja_deploy.hardware.emulator.run_qnode`).
+
+    ``outputs`` holds the outputs of earlier nodes by name (a gate's ``squeeze_from``).
+    """
+    dt = x.dtype
+    if isinstance(node, (g.Input, g.Dropout)):
+        return x
+    if isinstance(node, g.Conv2d):
+        return conv2d(x, _t(node.weight, dt), _t(node.bias, dt), node.stride, node.padding, node.groups)
+    if isinstance(node, g.Linear):
+        return linear(x, _t(node.weight, dt), _t(node.bias, dt))
+    if isinstance(node, g.BatchNorm):
+        return batchnorm(x, _t(node.mean, dt), _t(node.var, dt), _t(node.weight, dt), _t(node.bias, dt), node.eps)
+    if isinstance(node, g.LIF):
+        return lif(x, node.tau_mem, node.tau_syn, node.v_th)
+    if isinstance(node, g.CubaLIF):
+        return cuba(x, node.du, node.dv, node.threshold, _t(node.bias, dt))
+    if isinstance(node, g.MaxPool):
+        return maxpool(x, node.kernel)
+    if isinstance(node, g.AvgPool):
+        return avgpool(x, node.kernel)
+    if isinstance(node, g.Flatten):
+        return flatten(x)
+    if isinstance(node, g.TCJA):
+        return tcja(x, _t(node.w_tla, dt), _t(node.w_cla, dt), node.causal)
+    if isinstance(node, g.Gate):
+        s = x if node.squeeze_from is None else outputs[node.squeeze_from]
+        return gate(x, s, _t(node.w_tla, dt), _t(node.w_cla, dt), node.causal)
+    if isinstance(node, g.Vote):
+        return vote(x, node.voters)
+    from tcja_deploy.hardware import emulator  # fixed-point nodes
+
+    return emulator.run_qnode(node, x, outputs)
+
+
+def run_graph(graph: g.Graph, x: torch.Tensor, record: bool = False):
+    """Run ``graph`` on ``x`` [T, N, C, H, W]; returns scores [N, K] (and {name: output} if ``record``)."""
+    outputs = {}
+    keep = {n.squeeze_from for n in graph.nodes.values() if getattr(n, "squeeze_from", None)}
+    with torch.no_grad():
+        for name, node in graph.items():
+            x = run_node(node, x, outputs)
+            if record or name in keep:
+                outputs[name] = x
+    return (x, outputs) if record else x
+
+
+class GraphModule(nn.Module):
+    """A float graph as an ``nn.Module``: [T, N, C, H, W] → scores [N, K]; traceable for ONNX.
+
+    Parameters become buffers; the time loops unroll over the graph's T.
+    """
+
+    def __init__(self, graph: g.Graph, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.graph = graph
+        for name, node in graph.items():
+            if type(node).kind.startswith("q_"):
+                raise ConversionError(f"node {name!r} ({node.kind}) is fixed point; GraphModule runs float graphs")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = {}
+        for name, node in self.graph.items():
+            x = run_node(node, x, outputs)
+            outputs[name] = x
+        return x

@@ -1,0 +1,63 @@
+"""The equivalent ANN: the same layers run once, densely, without time steps.
+
+Counts per inference, per layer (they depend on the architecture only, not on activity):
+
+- conv: MACs = output neurons × C_in × kh × kw (dense: zero weights and padded taps are computed, as
+  a dense accelerator does and as the usual MAC counters count them); one activation per output;
+- dense: MACs = out × in; one activation per output;
+- pool (max): (k² − 1) compares per output;
+- gate (TCJA at T = 1, the ANN has no time axis): the same arithmetic as
+  :func:`~tcja_deploy.hardware.counters.gate_ops` with T = 1 and every pixel added in the squeeze
+  and every output scaled by its gate (a max pool the gate absorbed: (k² − 1) compares per output).
+
+Energy is charged with the ``cmos`` profile (:func:`tcja_deploy.hardware.energy.ann_cmos_energy`),
+memory-access term included.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tcja_deploy.hardware.activity import LayerActivity
+from tcja_deploy.hardware.counters import gate_ops, layer_weight
+
+#: ANN count names, per inference.
+ANN_KEYS = ("macs", "compares", "activations", "outputs", "gate_adds", "gate_macs", "gate_mults", "gate_lookups")
+
+
+def ann_layer_counts(layer: LayerActivity) -> dict[str, int]:
+    """Dense operation counts of one layer of the equivalent ANN, per inference."""
+    c = dict.fromkeys(ANN_KEYS, 0)
+    outputs = int(math.prod(int(v) for v in layer.out_shape))
+    c["outputs"] = outputs
+    if layer.kind == "gate":
+        g = dict(layer.gate or {})
+        if not g:
+            raise ValueError(f"gate layer {layer.name!r} lacks its gate dimensions")
+        g["T"] = 1
+        pixels = int(g["C"]) * int(g.get("H", 1)) * int(g.get("W", 1))
+        pool = int(g.pop("pool", 1) or 1)  # a max pool the gate absorbed: compares, not ORs of events
+        c.update({k: int(v) for k, v in gate_ops(g, pixels, outputs).items()})
+        c["compares"] = outputs * (pool * pool - 1) if pool > 1 else 0
+        return c
+    w = layer_weight(layer)
+    if layer.kind == "pool":
+        k = int(w.shape[-1]) if w is not None else int(layer.stride)
+        c["compares"] = outputs * (k * k - 1)
+        return c
+    if w is None:
+        return c
+    if w.ndim == 4:
+        _, C_in, kh, kw = w.shape
+        c["macs"] = outputs * int(C_in) * int(kh) * int(kw)
+    elif w.ndim == 2:
+        c["macs"] = int(w.shape[0]) * int(w.shape[1])
+    c["activations"] = outputs
+    return c
+
+
+def ann_counts(layers: list[LayerActivity]) -> tuple[list[dict[str, int]], dict[str, int]]:
+    """(per-layer counts, totals) of the equivalent ANN."""
+    per = [ann_layer_counts(l) for l in layers]
+    total = {k: sum(p[k] for p in per) for k in ANN_KEYS}
+    return per, total

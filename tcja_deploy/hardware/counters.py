@@ -1,0 +1,359 @@
+"""Counting what a converted network did: spikes, SynOps, neuron updates, gate arithmetic, latency.
+
+Everything here is counted from a :class:`~tcja_deploy.hardware.activity.NetworkActivity`, per sample:
+each count is an int64 array [N] (one value per sample in the batch), so a caller can average over
+samples and report the spread. Conventions (they follow :mod:`tcja_deploy.hardware.activity`):
+
+- **SynOps are charged to the receiving layer**: each input event of layer L times its real fan-out
+  inside L's weights. A synapse with weight 0 is not a synapse. At the edges of a convolution a
+  spike reaches fewer outputs, and with a stride > 1 some pixels reach fewer (or no) outputs; the
+  fan-out map below counts that exactly.
+- **Binary inputs** (``input_payload_bits == 0``) count one event per spike; integer values > 1 are
+  taken as that many spikes (event counts of a DVS frame). **Graded inputs** count one message per
+  non-zero value, and one SynOp per synapse it reaches.
+- **Neuron updates** are neurons × simulated steps (every compartment is updated every step, spiking
+  or not); an update is *active* when the neuron fires in that step.
+- The **TCJA gate** is non-spiking arithmetic (MACs of TLA and CLA, their product, sigmoid lookups,
+  the squeeze adds, the scaling of each spike); it has no neurons and no synapses on the cores.
+
+The pure functions (:func:`conv_fanout_map`, :func:`dense_fanout`, :func:`gate_ops`) are what the
+tests check against brute-force counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tcja_deploy.hardware.activity import LayerActivity, NetworkActivity
+
+#: Count names every :class:`LayerCounts` carries, in report order. All are per sample, per inference.
+COUNT_KEYS = (
+    "input_events",          # events arriving at the layer (spikes, or graded messages)
+    "spikes",                # output events of the layer (binary spikes or graded messages)
+    "graded_messages",       # output events that carry a payload
+    "payload_bits",          # graded_messages × output payload width
+    "synops",                # SynOps: input events × their real fan-out
+    "synops_graded",         # the part of ``synops`` driven by graded inputs (payload × weight)
+    "neuron_updates",        # neurons × simulated steps
+    "neuron_updates_active",  # neuron-steps that fired
+    "gate_adds",             # squeeze accumulations (one per arriving spike)
+    "gate_macs",             # TLA + CLA multiply-accumulates
+    "gate_mults",            # TLA ⊙ CLA products + scaling of each spike by its gate
+    "gate_lookups",          # sigmoid table lookups
+)
+
+#: Per-layer rates (float), derived from the counts.
+RATE_KEYS = ("firing_rate",)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fan-out
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a convolution along one axis (PyTorch's floor rule)."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def conv_fanout_map(weight: np.ndarray, in_shape: tuple[int, int, int], stride: int = 1, padding: int = 0) -> np.ndarray:
+    """Synapses leaving each input position of a 2-D convolution.
+
+    ``fanout[ci, y, x]`` = number of (output channel, output pixel) pairs that input (ci, y, x) reaches
+    through a non-zero weight, edges and strides included. Computed as the transposed convolution of
+    an all-ones output map with the weight's non-zero mask.
+
+    Args:
+        weight: [C_out, C_in, kh, kw] synaptic weights (only their non-zero pattern matters).
+        in_shape: (C_in, H, W) of the input.
+        stride, padding: convolution geometry in pixels.
+
+    Returns:
+        [C_in, H, W] int64 fan-out per input position.
+    """
+    C_out, C_in, kh, kw = weight.shape
+    c, H, W = in_shape
+    if c != C_in:
+        raise ValueError(f"weight has {C_in} input channels but the input has {c}")
+    Ho, Wo = conv_output_size(H, kh, stride, padding), conv_output_size(W, kw, stride, padding)
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"kernel {kh}×{kw} does not fit a {H}×{W} input with padding {padding}")
+    mask = torch.from_numpy((np.asarray(weight) != 0).astype(np.float64))
+    ones = torch.ones(1, C_out, Ho, Wo, dtype=torch.float64)
+    # conv_transpose2d's natural size is (Ho−1)·s − 2p + k ≤ H; output_padding (< stride) restores H.
+    out_pad = (H - ((Ho - 1) * stride - 2 * padding + kh), W - ((Wo - 1) * stride - 2 * padding + kw))
+    fan = F.conv_transpose2d(ones, mask, stride=stride, padding=padding, output_padding=out_pad)
+    return np.rint(fan[0].numpy()).astype(np.int64)
+
+
+def dense_fanout(weight: np.ndarray) -> np.ndarray:
+    """[in] synapses leaving each input of a dense layer with weights [out, in] (non-zero weights only)."""
+    return (np.asarray(weight) != 0).sum(axis=0).astype(np.int64)
+
+
+def pool_weight(channels: int, kernel: int) -> np.ndarray:
+    """[C, C, k, k] weights of a max pool as an OR convolution: ones on the diagonal channel pairs."""
+    w = np.zeros((channels, channels, kernel, kernel), dtype=np.float32)
+    w[np.arange(channels), np.arange(channels)] = 1.0
+    return w
+
+
+def layer_weight(layer: LayerActivity) -> Optional[np.ndarray]:
+    """The layer's synaptic weights; a pool without explicit weights gets its OR kernel (kernel = stride)."""
+    if layer.weight is not None:
+        return np.asarray(layer.weight)
+    if layer.kind == "pool":
+        return pool_weight(int(layer.in_shape[0]), int(layer.stride))
+    return None
+
+
+def fanout(layer: LayerActivity) -> Optional[np.ndarray]:
+    """Fan-out per input position, shaped like ``layer.in_shape`` (flattened for dense); None without synapses."""
+    w = layer_weight(layer)
+    if w is None or layer.kind == "gate":
+        return None
+    if w.ndim == 4:
+        return conv_fanout_map(w, tuple(int(v) for v in layer.in_shape), layer.stride, layer.padding)
+    if w.ndim == 2:
+        return dense_fanout(w)
+    raise ValueError(f"layer {layer.name!r}: weights of shape {w.shape} are neither conv nor dense")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def event_counts(x: np.ndarray, payload_bits: int) -> np.ndarray:
+    """Events per element of [T, N, ...] activity: graded → 1 per non-zero value; binary → the spike count.
+
+    Binary activity that is not integer-valued (it should not happen) is counted as one event per
+    non-zero value, like graded activity.
+    """
+    x = np.asarray(x)
+    if payload_bits > 0:
+        return (x != 0).astype(np.int64)
+    if np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.bool_):
+        return np.abs(x.astype(np.int64))
+    r = np.rint(x)
+    if np.array_equal(r, x):
+        return np.abs(r).astype(np.int64)
+    return (x != 0).astype(np.int64)
+
+
+def synops_per_sample(layer: LayerActivity) -> np.ndarray:
+    """[N] SynOps of ``layer``: Σ over steps and input positions of events × fan-out."""
+    fan = fanout(layer)
+    x = np.asarray(layer.input_spikes)
+    N = x.shape[1]
+    if fan is None:
+        return np.zeros(N, dtype=np.int64)
+    ev = event_counts(x, layer.input_payload_bits).sum(axis=0)  # [N, *in_shape]
+    ev = ev.reshape(N, -1)
+    if ev.shape[1] != fan.size:
+        raise ValueError(f"layer {layer.name!r}: input has {ev.shape[1]} positions per step, weights expect {fan.size}")
+    return ev @ fan.reshape(-1)
+
+
+def synapse_count(layer: LayerActivity) -> int:
+    """Synapses of the layer (non-zero connections, every output position of a conv counted)."""
+    fan = fanout(layer)
+    return 0 if fan is None else int(fan.sum())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The TCJA gate
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def valid_taps(length: int, kernel: int, causal: bool = False) -> int:
+    """Σ over output positions of the kernel taps that land inside a length-``length`` input.
+
+    Padding is PyTorch's ``'same'`` (extra pad of an even kernel on the right), or left-only when causal.
+    Taps that read padding are not computed.
+    """
+    left = kernel - 1 if causal else (kernel - 1) // 2
+    total = 0
+    for i in range(length):
+        lo, hi = max(0, left - i), min(kernel, length + left - i)
+        total += max(0, hi - lo)
+    return total
+
+
+def gate_ops(gate: dict, input_events: int | np.ndarray = 0,
+             output_events: int | np.ndarray | None = None) -> dict[str, int | np.ndarray]:
+    """Arithmetic of one TCJA gate for one sample.
+
+    Args:
+        gate: {"T", "C", "kernel_tla", "kernel_cla", "H", "W", "mode"[, "pool"]}; ``mode == "streaming"``
+            is the causal variant (left-only TLA padding, lower-triangular CLA). With ``pool`` > 1 the
+            gate also OR-pools its input (it moved past a max pool).
+        input_events: spikes arriving at the gate (scalar or [N]): one squeeze add each, and one OR
+            each when the gate pools.
+        output_events: graded messages the gate sends (scalar or [N]): one scaling multiply each.
+            Default: ``input_events``.
+
+    Returns:
+        {"gate_adds", "gate_macs", "gate_mults", "gate_lookups"}:
+        TLA (Conv1d C→C over T) MACs = C·C·taps(T, k_tla); CLA (Conv1d T→T over C) MACs =
+        (T·T, or T(T+1)/2 causal)·taps(C, k_cla); TLA ⊙ CLA products and sigmoid lookups T·C each.
+    """
+    T, C = int(gate["T"]), int(gate["C"])
+    k_tla, k_cla = int(gate["kernel_tla"]), int(gate["kernel_cla"])
+    causal = gate.get("mode", "window") == "streaming"
+    pools = int(gate.get("pool", 1) or 1) > 1
+    if output_events is None:
+        output_events = input_events
+    tla = C * C * valid_taps(T, k_tla, causal)
+    pairs = T * (T + 1) // 2 if causal else T * T
+    cla = pairs * valid_taps(C, k_cla, False)
+    return {
+        "gate_adds": input_events * (2 if pools else 1),
+        "gate_macs": tla + cla,
+        "gate_mults": T * C + output_events,
+        "gate_lookups": T * C,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Per layer, per network
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LayerCounts:
+    """Counts of one layer over a batch.
+
+    Attributes:
+        name, kind: as in the activity.
+        neurons: neurons on the cores (0 for a gate).
+        units: output elements per step (neurons, or gate outputs); the firing-rate denominator.
+        steps: the layer's own time steps (its arrays' T).
+        synapses: non-zero connections into the layer.
+        counts: each of :data:`COUNT_KEYS` → int64 [N].
+        firing_rate: [N] spikes / units / steps.
+    """
+
+    name: str
+    kind: str
+    neurons: int
+    units: int
+    steps: int
+    synapses: int
+    counts: dict[str, np.ndarray]
+    firing_rate: np.ndarray
+    info: dict = field(default_factory=dict)
+
+
+def count_layer(layer: LayerActivity, steps_simulated: Optional[int] = None) -> LayerCounts:
+    """Count one layer. ``steps_simulated`` (default: the layer's T) sets neuron updates per sample."""
+    x = np.asarray(layer.input_spikes)
+    y = np.asarray(layer.output_spikes)
+    T, N = y.shape[0], y.shape[1]
+    units = int(np.prod(layer.out_shape))
+    is_gate = layer.kind == "gate"
+    neurons = 0 if is_gate else units
+    steps_run = int(steps_simulated) if steps_simulated is not None else T
+
+    in_ev = event_counts(x, layer.input_payload_bits).reshape(x.shape[0], N, -1).sum(axis=(0, 2))
+    out_ev = event_counts(y, layer.output_payload_bits).reshape(T, N, -1)
+    spikes = out_ev.sum(axis=(0, 2))
+    # A neuron-step is active when it fired (count > 1 cannot happen for a neuron in one step).
+    active = (out_ev > 0).sum(axis=(0, 2)) if not is_gate else np.zeros(N, dtype=np.int64)
+    graded = spikes if layer.output_payload_bits > 0 else np.zeros(N, dtype=np.int64)
+    synops = synops_per_sample(layer)
+    zeros = np.zeros(N, dtype=np.int64)
+    counts = {
+        "input_events": in_ev.astype(np.int64),
+        "spikes": spikes.astype(np.int64),
+        "graded_messages": graded.astype(np.int64),
+        "payload_bits": (graded * int(layer.output_payload_bits)).astype(np.int64),
+        "synops": synops.astype(np.int64),
+        "synops_graded": synops.astype(np.int64) if layer.input_payload_bits > 0 else zeros.copy(),
+        "neuron_updates": np.full(N, neurons * steps_run, dtype=np.int64),
+        "neuron_updates_active": active.astype(np.int64),
+        "gate_adds": zeros.copy(), "gate_macs": zeros.copy(), "gate_mults": zeros.copy(), "gate_lookups": zeros.copy(),
+    }
+    if is_gate:
+        if not layer.gate:
+            raise ValueError(f"gate layer {layer.name!r} lacks its gate dimensions")
+        ops = gate_ops(layer.gate, counts["input_events"], counts["spikes"])
+        for k, v in ops.items():
+            counts[k] = np.broadcast_to(np.asarray(v, dtype=np.int64), (N,)).copy()
+    rate = spikes / float(max(units * T, 1))
+    return LayerCounts(name=layer.name, kind=layer.kind, neurons=neurons, units=units, steps=T,
+                       synapses=synapse_count(layer), counts=counts, firing_rate=rate.astype(np.float64))
+
+
+@dataclass
+class NetworkCounts:
+    """Counts of a whole network over a batch.
+
+    Attributes:
+        layers: per-layer counts, execution order.
+        total: each of :data:`COUNT_KEYS` → [N], summed over layers (``input_events``: the network's
+            input, i.e. the first layer's).
+        firing_rate: [N] total spikes of neuron layers / (their neurons × steps).
+        correct: [N] 1.0 / 0.0 per sample, NaN where the label is unknown.
+        predictions: [N] argmax of the scores.
+        labels: [N].
+        latency: {"input_steps", "pipeline_steps", "window_gate_steps", "decision_steps", "steps_simulated"}.
+    """
+
+    layers: list[LayerCounts]
+    total: dict[str, np.ndarray]
+    firing_rate: np.ndarray
+    correct: np.ndarray
+    predictions: np.ndarray
+    labels: np.ndarray
+    latency: dict[str, int]
+    samples: int
+
+
+def latency(activity: NetworkActivity) -> dict[str, int]:
+    """Time steps from first input to decision.
+
+    ``input_steps`` is the input window T (the first layer's); ``pipeline_steps`` Σ of the layers'
+    ``latency_steps`` (one per synaptic hop, T per window-mode gate); the decision can be taken
+    ``decision_steps = input_steps + pipeline_steps`` steps after the first input arrives.
+    """
+    T_in = int(np.asarray(activity.layers[0].input_spikes).shape[0]) if activity.layers else 0
+    pipe = int(sum(int(l.latency_steps) for l in activity.layers))
+    window = int(sum(int(l.latency_steps) for l in activity.layers
+                     if l.kind == "gate" and (l.gate or {}).get("mode", "window") == "window"))
+    return {"input_steps": T_in, "pipeline_steps": pipe, "window_gate_steps": window,
+            "decision_steps": T_in + pipe, "steps_simulated": int(activity.steps)}
+
+
+def accuracy_flags(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(correct [N] as 1.0/0.0 with NaN for unknown labels, predictions [N])."""
+    scores = np.asarray(scores)
+    labels = np.asarray(labels).astype(np.int64)
+    pred = scores.reshape(scores.shape[0], -1).argmax(axis=1)
+    correct = (pred == labels).astype(np.float64)
+    correct[labels < 0] = np.nan
+    return correct, pred
+
+
+def count_network(activity: NetworkActivity) -> NetworkCounts:
+    """Count every layer of ``activity`` and total them per sample."""
+    if not activity.layers:
+        raise ValueError("the activity has no layers")
+    steps = int(activity.steps)
+    layers = [count_layer(l, steps_simulated=steps) for l in activity.layers]
+    N = len(layers[0].firing_rate)
+    total = {k: sum((lc.counts[k] for lc in layers), np.zeros(N, dtype=np.int64)) for k in COUNT_KEYS}
+    # One layer's input is the previous layer's output: the network's input events are the first layer's.
+    total["input_events"] = layers[0].counts["input_events"].copy()
+    neuron_layers = [lc for lc in layers if lc.neurons > 0]
+    denom = float(sum(lc.units * lc.steps for lc in neuron_layers)) or 1.0
+    rate = sum((lc.counts["spikes"] for lc in neuron_layers), np.zeros(N, dtype=np.int64)) / denom
+    correct, pred = accuracy_flags(activity.scores, activity.labels)
+    return NetworkCounts(layers=layers, total=total, firing_rate=rate.astype(np.float64), correct=correct,
+                         predictions=pred, labels=np.asarray(activity.labels).astype(np.int64),
+                         latency=latency(activity), samples=N)

@@ -1,0 +1,478 @@
+"""The report of a profile: report.md, tables.tex (booktabs), layers.csv, a copy of profile.json, PNG plots.
+
+Input: a profile directory written by :mod:`tcja_deploy.hardware.profiling` (profile.json, and
+raster.npz for the raster plot) or a profile.json file. The report directory is written whole and
+atomically (:func:`tcja_deploy.atomic.atomic_dir`).
+
+Files:
+- ``report.md``: what was run, on what, with which energy profile; summary table; per-layer table;
+  energy scenarios with their citations; caveats.
+- ``tables.tex``: the summary and per-layer tables (``\\usepackage{booktabs}``), ready to ``\\input``.
+- ``layers.csv``: one row per layer, every count's mean and std, resources, energies.
+- ``profile.json``: the profile the report was made from.
+- ``firing_rate.png``, ``synops.png``, ``energy_breakdown.png``, ``raster.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from tcja_deploy import atomic
+from tcja_deploy.errors import UserError
+from tcja_deploy.hardware.counters import COUNT_KEYS
+from tcja_deploy.hardware.energy import CATEGORIES, CATEGORY_LABELS
+
+SCENARIO_SHORT = {"snn_chip": "SNN, Loihi 2", "snn_cmos": "SNN, 45 nm", "ann_cmos": "ANN, 45 nm"}
+PLOTS = ("firing_rate.png", "synops.png", "energy_breakdown.png", "raster.png")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def load_profile(path: str | Path) -> tuple[dict, Optional[Path], Path]:
+    """(profile document, raster.npz path or None, profile.json path) of a profile dir or profile.json."""
+    path = Path(path)
+    pj = path / "profile.json" if path.is_dir() else path
+    if not pj.is_file():
+        raise UserError(f"--profile {path}: no profile.json there; run python -m tcja_deploy.profile first")
+    try:
+        doc = json.loads(pj.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{pj}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    if not isinstance(doc, dict) or not str(doc.get("format", "")).startswith("tcja_deploy.profile/"):
+        raise UserError(f"{pj}: not a tcja_deploy profile (format {doc.get('format') if isinstance(doc, dict) else None!r})")
+    raster = pj.parent / "raster.npz"
+    return doc, (raster if raster.is_file() else None), pj
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Number formatting
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def fmt_num(x: Optional[float], digits: int = 3) -> str:
+    """Counts: integers with thousands separators below 10⁷, else 3 significant digits in e-notation."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if abs(x) >= 1e7:
+        return f"{x:.{digits - 1}e}"
+    if abs(x - round(x)) < 1e-9 or abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
+
+
+def fmt_pm(s: dict, scale: float = 1.0, digits: int = 3) -> str:
+    """"mean ± std" of a stat dict (values divided by ``scale``)."""
+    m, sd = s["mean"] / scale, s["std"] / scale
+    if scale != 1.0:
+        return f"{m:.{digits}g} ± {sd:.2g}"
+    return f"{fmt_num(m)} ± {fmt_num(sd)}"
+
+
+def energy_unit(values_pj: list[float]) -> tuple[str, float]:
+    """A readable unit (pJ, nJ, µJ, mJ) for a set of picojoule values, and its scale in pJ."""
+    top = max((abs(v) for v in values_pj if v is not None and not math.isnan(v)), default=0.0)
+    for unit, scale in (("mJ", 1e9), ("µJ", 1e6), ("nJ", 1e3)):
+        if top >= scale:
+            return unit, scale
+    return "pJ", 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tables (shared by report.md, tables.tex and the CLI)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
+    """(quantity, value, unit / note) rows of the summary table; every energy row names its status and profile."""
+    t = doc["total"]["counts"]
+    acc = doc["accuracy"]
+    lat = doc["latency"]
+    res = doc["total"]["resources"]
+    sc = doc["energy"]["scenarios"]
+    e_unit, e_scale = energy_unit([s["total"]["mean"] for s in sc.values()])
+    acc_v = "n/a" if acc["value"] is None else f"{100 * acc['value']:.1f} %"
+    rows = [
+        ("backend", doc["backend"], "partial profile" if doc.get("partial") else ""),
+        ("samples", f"{doc['samples']['done']}", f"{doc['samples'].get('split', 'test')} split"),
+        ("accuracy", acc_v, f"{acc['correct']} / {acc['labelled']} samples"),
+        ("latency, first input to decision", f"{lat['decision_steps']}",
+         f"steps ({lat['input_steps']} input + {lat['pipeline_steps']} pipeline, "
+         f"of which {lat['window_gate_steps']} gate window)"),
+        ("input events", fmt_pm(t["input_events"]), "per inference"),
+        ("spikes (all layers)", fmt_pm(t["spikes"]), "per inference"),
+        ("firing rate (neuron layers)", f"{100 * doc['total']['firing_rate']['mean']:.2f} %",
+         "spikes / neuron / step"),
+        ("graded messages", fmt_pm(t["graded_messages"]), f"{fmt_num(t['payload_bits']['mean'])} payload bits"),
+        ("SynOps", fmt_pm(t["synops"]), "per inference"),
+        ("neuron updates", fmt_pm(t["neuron_updates"]), "per inference"),
+        ("gate MACs / mults / adds / lookups",
+         " / ".join(fmt_num(t[k]["mean"]) for k in ("gate_macs", "gate_mults", "gate_adds", "gate_lookups")),
+         "non-spiking, per inference"),
+        ("equivalent ANN MACs", fmt_num(doc["total"]["ann"]["macs"]), "dense, one pass"),
+        ("Loihi 2 neurons / synapses", f"{fmt_num(res['neurons'])} / {fmt_num(res['synapses'])}", ""),
+        ("Loihi 2 cores (estimate)", f"{res['cores']}", f"{res['chips']} chip(s), lower bound"),
+    ]
+    for key, s in sc.items():
+        rows.append((f"energy: {SCENARIO_SHORT.get(key, key)}", fmt_pm(s["total"], e_scale),
+                     f"{e_unit} per inference, {s['status']}, profile {s['profile']}"))
+    m = doc["energy"].get("measured")
+    if m:
+        for k, v in m.items():
+            if isinstance(v, dict) and "mean" in v:
+                rows.append((f"measured {k}", f"{v['mean']:.4g}", "measured on Loihi 2 (lava-loihi)"))
+    r = doc["energy"]["ratios"]
+    if r.get("ann_cmos_over_snn_chip"):
+        rows.append(("ANN 45 nm / SNN Loihi 2 energy", f"{r['ann_cmos_over_snn_chip']:.3g}×", "estimates"))
+    if r.get("ann_cmos_over_snn_cmos"):
+        rows.append(("ANN 45 nm / SNN 45 nm energy", f"{r['ann_cmos_over_snn_cmos']:.3g}×", "estimates"))
+    return rows
+
+
+LAYER_HEADER = ("layer", "kind", "neurons", "firing rate (%)", "spikes", "SynOps", "gate ops",
+                "cores", "E SNN Loihi 2", "E SNN 45 nm", "E ANN 45 nm")
+
+
+def layer_rows(doc: dict) -> tuple[tuple[str, ...], list[tuple[str, ...]], str]:
+    """(header, rows, energy unit) of the per-layer table (means per inference)."""
+    vals = [l["energy_pj"][sc]["total"]["mean"] for l in doc["layers"] for sc in l["energy_pj"]]
+    unit, scale = energy_unit(vals)
+    rows = []
+    for l in doc["layers"]:
+        c = l["counts"]
+        gate_ops = sum(c[k]["mean"] for k in ("gate_macs", "gate_mults", "gate_adds", "gate_lookups"))
+        rows.append((
+            l["name"], l["kind"], fmt_num(l["neurons"]), f"{100 * l['firing_rate']['mean']:.2f}",
+            fmt_num(c["spikes"]["mean"]), fmt_num(c["synops"]["mean"]), fmt_num(gate_ops),
+            str(l["resources"]["cores"]),
+            *(f"{l['energy_pj'][sc]['total']['mean'] / scale:.3g}" for sc in ("snn_chip", "snn_cmos", "ann_cmos")),
+        ))
+    header = LAYER_HEADER[:-3] + tuple(f"{h} ({unit})" for h in LAYER_HEADER[-3:])
+    return header, rows, unit
+
+
+def text_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """A plain fixed-width table for the terminal."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip()
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
+
+
+def md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    esc = lambda v: str(v).replace("|", "\\|")
+    out = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(esc(v) for v in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# LaTeX
+# ---------------------------------------------------------------------------------------------------------------
+
+_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_TEX_UNICODE = {"±": r"$\pm$", "µ": r"$\mu$", "×": r"$\times$", "→": r"$\rightarrow$", "⊙": r"$\odot$",
+                "≤": r"$\leq$", "≥": r"$\geq$", "–": "--", "—": "---", "≈": r"$\approx$"}
+
+
+def tex_escape(s: str) -> str:
+    """Escape LaTeX specials (underscores included) and map the few non-ASCII symbols we print."""
+    out = "".join(_TEX_SPECIAL.get(ch, ch) for ch in str(s))
+    for u, t in _TEX_UNICODE.items():
+        out = out.replace(u, t)
+    return out
+
+
+def tex_table(header: tuple[str, ...], rows: list[tuple[str, ...]], caption: str, label: str, align: str) -> str:
+    lines = [r"\begin{table}[htbp]", r"\centering", r"\small", rf"\caption{{{tex_escape(caption)}}}",
+             rf"\label{{{label}}}", rf"\begin{{tabular}}{{{align}}}", r"\toprule",
+             " & ".join(tex_escape(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(tex_escape(v) for v in r) + r" \\" for r in rows]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+def tables_tex(doc: dict) -> str:
+    """tables.tex: the summary and the per-layer table, booktabs, with units; needs \\usepackage{booktabs}."""
+    srows = summary_rows(doc)
+    header, lrows, unit = layer_rows(doc)
+    what = (f"{doc['deploy'].get('preset') or doc['deploy']['dir']}, backend {doc['backend']}, "
+            f"{doc['samples']['done']} test samples; energies are estimates per inference")
+    parts = [
+        "% Generated by python -m tcja_deploy.report. Needs \\usepackage{booktabs} in the preamble.",
+        tex_table(("Quantity", "Value", "Unit / note"), srows, f"Summary: {what}.", "tab:tcja-summary", "lll"),
+        "",
+        tex_table(header, lrows, f"Per layer, means per inference; energies in {unit} ({what}).",
+                  "tab:tcja-layers", "ll" + "r" * (len(header) - 2)),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CSV
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def layers_csv(doc: dict) -> str:
+    """layers.csv: one row per layer; counts as mean and std per inference; energies in pJ."""
+    fields = ["name", "kind", "in_shape", "out_shape", "neurons", "units", "steps", "latency_steps",
+              "input_payload_bits", "output_payload_bits", "firing_rate_mean", "firing_rate_std"]
+    fields += [f"{k}_{s}" for k in COUNT_KEYS for s in ("mean", "std")]
+    fields += ["synapses", "weights", "synaptic_memory_bits", "cores", "ann_macs", "ann_compares"]
+    fields += [f"energy_{sc}_pj_{s}" for sc in ("snn_chip", "snn_cmos", "ann_cmos") for s in ("mean", "std")]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    for l in doc["layers"]:
+        row = {k: l[k] for k in ("name", "kind", "neurons", "units", "steps", "latency_steps",
+                                 "input_payload_bits", "output_payload_bits")}
+        row["in_shape"] = "x".join(str(v) for v in l["in_shape"])
+        row["out_shape"] = "x".join(str(v) for v in l["out_shape"])
+        row["firing_rate_mean"], row["firing_rate_std"] = l["firing_rate"]["mean"], l["firing_rate"]["std"]
+        for k in COUNT_KEYS:
+            row[f"{k}_mean"], row[f"{k}_std"] = l["counts"][k]["mean"], l["counts"][k]["std"]
+        for k in ("synapses", "weights", "synaptic_memory_bits", "cores"):
+            row[k] = l["resources"][k]
+        row["ann_macs"], row["ann_compares"] = l["ann"]["macs"], l["ann"]["compares"]
+        for sc in ("snn_chip", "snn_cmos", "ann_cmos"):
+            t = l["energy_pj"][sc]["total"]
+            row[f"energy_{sc}_pj_mean"], row[f"energy_{sc}_pj_std"] = t["mean"], t["std"]
+        w.writerow(row)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Plots
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _subtitle(doc: dict) -> str:
+    acc = doc["accuracy"]["value"]
+    acc_s = "n/a" if acc is None else f"{100 * acc:.1f} %"
+    return (f"{doc['deploy'].get('preset') or ''} · backend {doc['backend']} · {doc['samples']['done']} samples · "
+            f"accuracy {acc_s}" + (" · PARTIAL" if doc.get("partial") else ""))
+
+
+def plot_firing_rate(doc: dict, path: Path) -> None:
+    plt = _plt()
+    layers = doc["layers"]
+    names = [l["name"] for l in layers]
+    m = np.array([100 * l["firing_rate"]["mean"] for l in layers])
+    s = np.array([100 * l["firing_rate"]["std"] for l in layers])
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names) + 2), 4))
+    colors = ["tab:orange" if l["kind"] == "gate" else "tab:blue" for l in layers]
+    ax.bar(range(len(names)), m, yerr=s, color=colors, capsize=3)
+    ax.set_xticks(range(len(names)), names, rotation=40, ha="right")
+    ax.set_ylabel("firing rate (% of neurons per step)")
+    ax.set_title("Firing rate per layer (mean ± std over samples)\n" + _subtitle(doc), fontsize=9)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color="tab:blue", label="spiking layer"),
+                       Patch(color="tab:orange", label="gate (graded messages / output / step)")], fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_synops(doc: dict, path: Path) -> None:
+    plt = _plt()
+    layers = doc["layers"]
+    names = [l["name"] for l in layers]
+    x = np.arange(len(names))
+    syn = np.array([l["counts"]["synops"]["mean"] for l in layers])
+    syn_sd = np.array([l["counts"]["synops"]["std"] for l in layers])
+    gate = np.array([sum(l["counts"][k]["mean"] for k in ("gate_macs", "gate_mults", "gate_adds", "gate_lookups"))
+                     for l in layers])
+    macs = np.array([l["ann"]["macs"] for l in layers], dtype=float)
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(names) + 2), 4.2))
+    w = 0.4
+    ax.bar(x - w / 2, np.where(syn > 0, syn, np.nan), w, yerr=syn_sd, capsize=3, color="tab:blue",
+           label="SNN SynOps per inference")
+    ax.bar(x - w / 2, np.where(gate > 0, gate, np.nan), w, color="tab:orange", label="SNN gate ops (non-spiking)")
+    ax.bar(x + w / 2, np.where(macs > 0, macs, np.nan), w, color="tab:gray", alpha=0.7, label="ANN dense MACs")
+    ax.set_yscale("log")
+    ax.set_xticks(x, names, rotation=40, ha="right")
+    ax.set_ylabel("operations per inference (log)")
+    ax.set_title("SynOps per layer (mean ± std) beside the equivalent ANN's MACs\n" + _subtitle(doc), fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_energy(doc: dict, path: Path) -> None:
+    plt = _plt()
+    sc = doc["energy"]["scenarios"]
+    keys = [k for k in ("snn_chip", "snn_cmos", "ann_cmos") if k in sc]
+    unit, scale = energy_unit([sc[k]["total"]["mean"] for k in keys])
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    bottom = np.zeros(len(keys))
+    colors = {"synaptic": "tab:blue", "neuron": "tab:green", "spike_traffic": "tab:purple", "gate": "tab:orange",
+              "memory": "tab:gray"}
+    for cat in CATEGORIES:
+        v = np.array([sc[k]["by_category"][cat]["mean"] / scale for k in keys])
+        if not np.any(v > 0):
+            continue
+        ax.bar(range(len(keys)), v, bottom=bottom, color=colors[cat], label=CATEGORY_LABELS[cat], width=0.6)
+        bottom += v
+    for i, k in enumerate(keys):
+        t = sc[k]["total"]
+        ax.errorbar(i, t["mean"] / scale, yerr=t["std"] / scale, color="black", capsize=4)
+        ax.annotate(f"{t['mean'] / scale:.3g} {unit}", (i, t["mean"] / scale), textcoords="offset points",
+                    xytext=(0, 6), ha="center", fontsize=8)
+    labels = [f"{SCENARIO_SHORT[k]}\n{sc[k]['profile']}\n({sc[k]['status']})" for k in keys]
+    ax.set_xticks(range(len(keys)), labels, fontsize=8)
+    ax.set_ylabel(f"energy per inference ({unit})")
+    ax.set_ylim(0, bottom.max() * 1.18 if bottom.max() > 0 else 1)
+    ax.set_title("Energy by operation type (estimates: counts × per-op constants)\n" + _subtitle(doc), fontsize=9)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_raster(doc: dict, raster: Optional[Path], path: Path) -> None:
+    plt = _plt()
+    if raster is None:
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.text(0.5, 0.5, "no raster.npz next to profile.json", ha="center", va="center")
+        ax.axis("off")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return
+    with np.load(raster) as z:
+        names = [str(n) for n in z["names"]]
+        arrays = [z[f"layer_{i}"] for i in range(len(names))]
+    n = len(arrays)
+    fig, axes = plt.subplots(n, 1, figsize=(8, max(4, 1.15 * n + 1)), sharex=True, squeeze=False)
+    T = max(a.shape[0] for a in arrays)
+    for ax, name, a in zip(axes[:, 0], names, arrays):
+        t, idx = np.nonzero(a)
+        ax.scatter(t + 0.0 * idx, idx, s=1.5, marker="|", linewidths=0.4, color="black", rasterized=True)
+        ax.set_ylim(-0.5, a.shape[1] - 0.5)
+        ax.set_xlim(-0.5, T - 0.5)
+        ax.set_ylabel(f"{name}\n({a.shape[1]})", rotation=0, ha="right", va="center", fontsize=7)
+        ax.set_yticks([])
+        ax.text(1.0, 1.0, f"{int(a.sum())} events", transform=ax.transAxes, ha="right", va="bottom", fontsize=6)
+    axes[-1, 0].set_xlabel("time step")
+    axes[-1, 0].set_xticks(range(T))
+    fig.suptitle("Spike raster of one sample (first test sample): neuron index vs time step\n" + _subtitle(doc),
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# report.md
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def report_md(doc: dict) -> str:
+    d = doc["deploy"]
+    v = doc["versions"]
+    sc = doc["energy"]["scenarios"]
+    header, lrows, unit = layer_rows(doc)
+    lines = [f"# Hardware profile: {d.get('preset') or d['dir']}", ""]
+    if doc.get("partial"):
+        lines += [f"> **Partial profile**: {doc['samples']['done']} of {doc['samples'].get('selected')} samples "
+                  f"({doc.get('stopped') or 'not finished'}).", ""]
+    lines += [
+        "## What was run",
+        "",
+        f"- Deploy directory `{d['dir']}` ({d['hash']}), preset `{d.get('preset')}`, dataset `{d.get('dataset')}`, "
+        f"T = {d.get('T')}.",
+        f"- Backend `{doc['backend']}` on the first {doc['samples']['done']} samples of the "
+        f"{doc['samples'].get('split', 'test')} split; accuracy on them "
+        + ("n/a" if doc["accuracy"]["value"] is None else f"{100 * doc['accuracy']['value']:.1f} %")
+        + f" ({doc['accuracy']['correct']} / {doc['accuracy']['labelled']}).",
+        f"- Versions: Python {v.get('python')}, lava-nc {v.get('lava-nc')}, lava-dl {v.get('lava-dl')}, "
+        f"torch {v.get('torch')}, numpy {v.get('numpy')}, tcja_deploy {v.get('tcja_deploy')}.",
+        f"- Profile created {doc.get('created')}; wall time {doc['wall_s_per_sample']['mean']:.3g} s per sample "
+        "(simulation speed, not hardware time).",
+        "- Energy profiles: " + "; ".join(f"`{s['profile']}` ({s['status']}) for {SCENARIO_SHORT[k]}"
+                                         for k, s in sc.items()) + ".",
+        "",
+        "## Summary (per inference; mean ± std over samples)",
+        "",
+        md_table(("quantity", "value", "unit / note"), summary_rows(doc)),
+        "",
+        f"## Per layer (means per inference; energies in {unit}, estimates)",
+        "",
+        md_table(header, lrows),
+        "",
+        "SynOps are charged to the receiving layer (its input events × their real fan-out, conv edges and "
+        "strides counted exactly, zero weights excluded). Gate ops = MACs + mults + adds + lookups of the "
+        "TCJA gate (non-spiking).",
+        "",
+        "## Energy by operation type (estimates)",
+        "",
+    ]
+    e_unit, e_scale = energy_unit([s["total"]["mean"] for s in sc.values()])
+    cat_header = ("scenario", *(CATEGORY_LABELS[c] for c in CATEGORIES), "total")
+    cat_rows = [(s["label"], *(f"{s['by_category'][c]['mean'] / e_scale:.3g}" for c in CATEGORIES),
+                 fmt_pm(s["total"], e_scale)) for s in sc.values()]
+    lines += [f"In {e_unit} per inference.", "", md_table(cat_header, cat_rows), "",
+              "![energy breakdown](energy_breakdown.png)", "", "## Energy constants", ""]
+    for p in doc["energy"]["profiles"].values():
+        lines += [f"**{p['name']}** ({p['model']}, {p['status']}): {p['description']}. Source: `{p['source']}`.", ""]
+        if p["constants"]:
+            lines += [md_table(("constant", "value", "unit", "citation", "note"),
+                               [(k, f"{c['value']:g}", c["unit"], c["citation"], c.get("note", ""))
+                                for k, c in p["constants"].items()]), ""]
+    m = doc["energy"].get("measured")
+    lines += ["## Measured on Loihi 2", ""]
+    if m:
+        lines += [md_table(("quantity", "mean", "std"), [(k, f"{x['mean']:.4g}", f"{x['std']:.2g}")
+                                                        for k, x in m.items() if isinstance(x, dict) and "mean" in x]), ""]
+    else:
+        lines += ["Nothing measured: this run used no Loihi 2 hardware. Every energy figure above is an estimate.", ""]
+    lines += ["## Loihi 2 limits used for the core estimate", "",
+              md_table(("limit", "value", "unit", "source", "verified", "note"),
+                       [(k, f"{x['value']:g}", x["unit"], x["source"], "yes" if x["verified"] else "no (unverified)",
+                         x.get("note", "")) for k, x in doc["resources_limits"].items()]), "",
+              "## Plots", "",
+              "![firing rate](firing_rate.png)", "", "![SynOps](synops.png)", "", "![raster](raster.png)", "",
+              "## Caveats", ""]
+    lines += [f"- {c}" for c in doc.get("caveats", [])]
+    lines += ["", "Files: `tables.tex` (booktabs), `layers.csv`, `profile.json` (the data of this report).", ""]
+    return "\n".join(lines)
+
+
+def write_report(profile: str | Path, out_dir: str | Path) -> dict:
+    """Write the report of ``profile`` (a profile dir or profile.json) into ``out_dir``; returns the profile."""
+    doc, raster, pj = load_profile(profile)
+    out_dir = Path(out_dir)
+    with atomic.atomic_dir(out_dir) as tmp:
+        (tmp / "report.md").write_text(report_md(doc))
+        (tmp / "tables.tex").write_text(tables_tex(doc))
+        (tmp / "layers.csv").write_text(layers_csv(doc))
+        shutil.copyfile(pj, tmp / "profile.json")
+        plot_firing_rate(doc, tmp / "firing_rate.png")
+        plot_synops(doc, tmp / "synops.png")
+        plot_energy(doc, tmp / "energy_breakdown.png")
+        plot_raster(doc, raster, tmp / "raster.png")
+    return doc

@@ -1,0 +1,47 @@
+"""Write the report of a profile: ``python -m tcja_deploy.report --profile profile/digits --out report/digits``.
+
+Reads ``profile.json`` (and ``raster.npz``) from ``--profile`` and writes ``report.md``, ``tables.tex``
+(booktabs), ``layers.csv``, a copy of ``profile.json`` and PNG plots into ``--out``; prints where the
+report is and its summary table. Bad input: one line ``error: ...`` on stderr, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tcja_deploy.errors import UserError, cli_main
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with our error convention: one line ``error: ...`` and exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m tcja_deploy.report", description=__doc__.splitlines()[0])
+    p.add_argument("--profile", required=True, help="profile directory (or its profile.json)")
+    p.add_argument("--out", help="report directory (default: report/<profile dir name>)")
+    return p
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from tcja_deploy.hardware.report_writer import summary_rows, text_table, write_report
+
+    src = Path(args.profile)
+    name = (src if src.is_dir() else src.parent).resolve().name
+    out = Path(args.out) if args.out else Path("report") / name
+    doc = write_report(src, out)
+    print(text_table(("quantity", "value", "unit / note"), summary_rows(doc)))
+    print(f"report: {out / 'report.md'}  (tables.tex, layers.csv, profile.json, "
+          "firing_rate.png, synops.png, energy_breakdown.png, raster.png)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

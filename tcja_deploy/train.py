@@ -1,0 +1,68 @@
+"""Train a TCJA-SNN: ``python -m tcja_deploy.train [--preset digits] [--epochs N] ... [--resume RUN_DIR]``.
+
+With no arguments: the ``digits`` preset (scikit-learn digits as DVS events) on CUDA if available,
+else CPU. Writes a run directory (default ``runs/<preset>-<YYYYmmdd-HHMMSS>``) with
+``model.safetensors``, ``config.json``, ``metrics.json``, ``metrics.jsonl`` and the resume checkpoint
+``train_state.safetensors``. Bad input: one line ``error: ...`` on stderr, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tcja_deploy.errors import UserError, cli_main
+from tcja_deploy.models.presets import PRESET_NAMES
+from tcja_deploy.training.config import ENCODINGS, LOSSES, TrainConfig
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with our error convention: one line ``error: ...`` and exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m tcja_deploy.train", description=__doc__.splitlines()[0])
+    p.add_argument("--preset", help=f"network preset: {', '.join(PRESET_NAMES)} (default: digits)")
+    p.add_argument("--data-dir", help="dataset root folder (default: the data module's)")
+    p.add_argument("--epochs", type=int, help="training epochs (default: preset)")
+    p.add_argument("--batch-size", type=int, help="samples per step (default: preset)")
+    p.add_argument("--lr", type=float, help="Adam learning rate, cosine-annealed over the epochs (default: preset)")
+    p.add_argument("--T", type=int, help="time steps per sample (default: preset)")
+    p.add_argument("--loss", choices=LOSSES, help="mse: firing rate vs one-hot (reference); ce: cross-entropy")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: cuda if available, else cpu)")
+    p.add_argument("--amp", action="store_true", help="float16 autocast on CUDA (no effect on CPU: warns)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, data order, dropout (default: 0)")
+    p.add_argument("--out", help="run directory (default: runs/<preset>-<YYYYmmdd-HHMMSS>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last completed epoch")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="training augmentation (default: the dataset's)")
+    p.add_argument("--download", action="store_true", help="download a missing dataset")
+    p.add_argument("--encoding", choices=tuple(ENCODINGS), help="digits only: DVS events or static images")
+    p.add_argument("--max-samples", type=int, metavar="N", help="use at most N samples per split (smoke tests)")
+    return p
+
+
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
+    """TrainConfig from command-line arguments (each flag sets the field of the same name)."""
+    args = build_parser().parse_args(argv)
+    return TrainConfig(**vars(args))
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    config = parse_config(argv)
+    from tcja_deploy.training.loop import train
+
+    metrics = train(config)
+    print(f"test accuracy {metrics['test_accuracy']:.2%} after {metrics['epochs']} epochs "
+          f"({metrics['seconds']:.0f} s on {metrics['device']}); run: {metrics['run_dir']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
