@@ -154,8 +154,11 @@ def input_shapes(graph: g.Graph) -> dict[str, tuple[int, ...]]:
 
 
 # ------------------------------------------------------------------------------------------- run
-def _t(a, dtype) -> Optional[torch.Tensor]:
-    return None if a is None else torch.as_tensor(np.asarray(a), dtype=dtype)
+def _t(a, dtype, device=None) -> Optional[torch.Tensor]:
+    return None if a is None else torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
+
+
+_t_dev = _t
 
 
 def run_node(node: g.Node, x: torch.Tensor, outputs: Optional[dict] = None) -> torch.Tensor:
@@ -163,7 +166,11 @@ def run_node(node: g.Node, x: torch.Tensor, outputs: Optional[dict] = None) -> t
 
     ``outputs`` holds the outputs of earlier nodes by name (a gate's ``squeeze_from``).
     """
-    dt = x.dtype
+    dt, dev = x.dtype, x.device
+
+    def _t(a, dtype):
+        return _t_dev(a, dtype, dev)
+
     if isinstance(node, (g.Input, g.Dropout)):
         return x
     if isinstance(node, g.Conv2d):

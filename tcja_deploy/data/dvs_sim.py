@@ -109,9 +109,10 @@ def saccade_video(image: np.ndarray, config: SaccadeConfig = SaccadeConfig()) ->
     path, times = saccade_path(config)
     F, size = config.field_size, config.image_size
     x0, y0 = config.start
-    rows = np.stack([linear_resample_matrix(F, h, size / h, y0 + dy) for _, dy in path])
-    cols = np.stack([linear_resample_matrix(F, w, size / w, x0 + dx) for dx, _ in path])
-    video = np.einsum("sYh,nhw,sXw->nsYX", rows, batch, cols, optimize=True).astype(np.float32)
+    rows = np.stack([linear_resample_matrix(F, h, size / h, y0 + dy) for _, dy in path])  # [S, F, h]
+    cols = np.stack([linear_resample_matrix(F, w, size / w, x0 + dx) for dx, _ in path])  # [S, F, w]
+    # frame s of image n = rows[s] @ image[n] @ cols[s]ᵀ (bilinear resampling is separable).
+    video = np.matmul(rows[None], np.matmul(batch[:, None], cols.transpose(0, 2, 1)[None])).astype(np.float32)
     return (video[0] if single else video), times
 
 
@@ -129,13 +130,15 @@ def _events_of_step(counts: np.ndarray, ref: np.ndarray, prev: np.ndarray, cur: 
     n, y, x = np.nonzero(counts)
     signed = counts[n, y, x]
     m = np.abs(signed)
-    starts = np.cumsum(m) - m
-    k = np.arange(m.sum()) - np.repeat(starts, m) + 1  # 1..m within each pixel
-    n, y, x, sign = (np.repeat(a, m) for a in (n, y, x, np.sign(signed)))
-    level = ref[n, y, x] + sign * k * thresholds[y, x]
-    start, change = prev[n, y, x], cur[n, y, x] - prev[n, y, x]
-    # The crossing's position along the frame interval; 1 (the frame time) where rounding left no change.
-    alpha = np.divide(level - start, change, out=np.ones_like(change), where=np.abs(change) > 1e-12)
+    # Per firing pixel: reference, log intensity at t0, its change over the interval, signed threshold.
+    ref_px, start_px, change_px = ref[n, y, x], prev[n, y, x], cur[n, y, x] - prev[n, y, x]
+    step_px = np.sign(signed) * thresholds[y, x]
+    k = np.arange(m.sum()) - np.repeat(np.cumsum(m) - m, m) + 1  # 1..m within each pixel
+    n, y, x, sign, ref_e, start_e, change_e, step_e = (
+        np.repeat(a, m) for a in (n, y, x, np.sign(signed), ref_px, start_px, change_px, step_px))
+    # The k-th crossing's position along the interval; 1 (the frame time) where rounding left no change.
+    alpha = np.divide(ref_e + k * step_e - start_e, change_e, out=np.ones_like(change_e),
+                      where=np.abs(change_e) > 1e-12)
     t = t0 + np.ceil(np.clip(alpha, 0.0, 1.0) * (t1 - t0)).astype(np.int64)
     return n, y, x, np.clip(t, t0 + 1, t1), (sign > 0).astype(np.int8)
 
@@ -164,9 +167,8 @@ def simulate_batch(videos: np.ndarray, times_us: np.ndarray,
     columns: list[tuple[np.ndarray, ...]] = []
     for s in range(1, S):
         cur = np.log(videos[:, s].astype(np.float64) + config.eps)
-        diff = cur - ref
-        counts = (np.floor(np.maximum(diff, 0) / thresholds) - np.floor(np.maximum(-diff, 0) / thresholds))
-        counts = counts.astype(np.int64)
+        # Signed number of whole thresholds between L and R: sign(L - R)·⌊|L - R| / C⌋.
+        counts = np.trunc((cur - ref) / thresholds).astype(np.int64)
         if counts.any():
             columns.append(_events_of_step(counts, ref, prev, cur, thresholds, times_us[s - 1], times_us[s]))
             ref += counts * thresholds
@@ -180,7 +182,9 @@ def _assemble(columns: list[tuple[np.ndarray, ...]], N: int) -> tuple[np.ndarray
         n, y, x, t, p = (np.concatenate(c) for c in zip(*columns))
     else:
         n, y, x, t, p = (np.zeros(0, dtype=np.int64) for _ in range(5))
-    order = np.lexsort((t, n))  # stable: equal times keep the generation order
+    t_min = int(t.min(initial=0))
+    key = n * (int(t.max(initial=0)) - t_min + 1) + (t - t_min)
+    order = np.argsort(key, kind="stable")  # by (sample, t); equal times keep the generation order
     events = np.empty(len(order), dtype=EVENT_DTYPE)
     events["x"], events["y"], events["t"], events["p"] = x[order], y[order], t[order], p[order]
     offsets = np.concatenate([[0], np.cumsum(np.bincount(n, minlength=N))]).astype(np.int64)

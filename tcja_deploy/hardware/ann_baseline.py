@@ -8,10 +8,12 @@ Counts per inference, per layer (they depend on the architecture only, not on ac
 - pool (max): (k² − 1) compares per output;
 - gate (TCJA at T = 1, the ANN has no time axis): the same arithmetic as
   :func:`~tcja_deploy.hardware.counters.gate_ops` with T = 1 and every pixel added in the squeeze
-  and every output scaled by its gate (a max pool the gate absorbed: (k² − 1) compares per output).
+  and every output scaled by its gate.
 
-Energy is charged with the ``cmos`` profile (:func:`tcja_deploy.hardware.energy.ann_cmos_energy`),
-memory-access term included.
+For the memory-access term the ANN gets the favourable assumption of an ideal accelerator: every
+weight is read once per inference (``weights``), every layer input read once (``inputs``) and every
+output written once (``outputs``). Energy is charged with the ``cmos`` profile
+(:func:`tcja_deploy.hardware.energy.ann_cmos_energy`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from tcja_deploy.hardware.activity import LayerActivity
 from tcja_deploy.hardware.counters import gate_ops, layer_weight
 
 #: ANN count names, per inference.
-ANN_KEYS = ("macs", "compares", "activations", "outputs", "gate_adds", "gate_macs", "gate_mults", "gate_lookups")
+ANN_KEYS = ("macs", "compares", "activations", "weights", "inputs", "outputs",
+            "gate_adds", "gate_macs", "gate_mults", "gate_lookups")
 
 
 def ann_layer_counts(layer: LayerActivity) -> dict[str, int]:
@@ -30,15 +33,17 @@ def ann_layer_counts(layer: LayerActivity) -> dict[str, int]:
     c = dict.fromkeys(ANN_KEYS, 0)
     outputs = int(math.prod(int(v) for v in layer.out_shape))
     c["outputs"] = outputs
+    c["inputs"] = int(math.prod(int(v) for v in layer.in_shape))
     if layer.kind == "gate":
         g = dict(layer.gate or {})
         if not g:
             raise ValueError(f"gate layer {layer.name!r} lacks its gate dimensions")
         g["T"] = 1
-        pixels = int(g["C"]) * int(g.get("H", 1)) * int(g.get("W", 1))
-        pool = int(g.pop("pool", 1) or 1)  # a max pool the gate absorbed: compares, not ORs of events
+        pixels = int(g["C"]) * int(g.get("H", 1)) * int(g.get("W", 1))  # the squeezed map (unpooled if moved)
         c.update({k: int(v) for k, v in gate_ops(g, pixels, outputs).items()})
-        c["compares"] = outputs * (pool * pool - 1) if pool > 1 else 0
+        C, k_tla, k_cla = int(g["C"]), int(g["kernel_tla"]), int(g["kernel_cla"])
+        c["weights"] = C * C * k_tla + 1 * 1 * k_cla
+        c["inputs"] = pixels
         return c
     w = layer_weight(layer)
     if layer.kind == "pool":
@@ -47,6 +52,7 @@ def ann_layer_counts(layer: LayerActivity) -> dict[str, int]:
         return c
     if w is None:
         return c
+    c["weights"] = int(w.size)  # dense: zeros are stored and multiplied too
     if w.ndim == 4:
         _, C_in, kh, kw = w.shape
         c["macs"] = outputs * int(C_in) * int(kh) * int(kw)

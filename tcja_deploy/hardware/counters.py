@@ -11,8 +11,9 @@ samples and report the spread. Conventions (they follow :mod:`tcja_deploy.hardwa
 - **Binary inputs** (``input_payload_bits == 0``) count one event per spike; integer values > 1 are
   taken as that many spikes (event counts of a DVS frame). **Graded inputs** count one message per
   non-zero value, and one SynOp per synapse it reaches.
-- **Neuron updates** are neurons × simulated steps (every compartment is updated every step, spiking
-  or not); an update is *active* when the neuron fires in that step.
+- **Neuron updates** are neurons × the layer's T steps (every compartment is updated every step,
+  spiking or not: the per-inference cost in a pipelined stream; the pipeline's flush steps after a
+  lone inference are not charged); an update is *active* when the neuron fires in that step.
 - The **TCJA gate** is non-spiking arithmetic (MACs of TLA and CLA, their product, sigmoid lookups,
   the squeeze adds, the scaling of each spike); it has no neurons and no synapses on the cores.
 
@@ -39,9 +40,9 @@ COUNT_KEYS = (
     "payload_bits",          # graded_messages × output payload width
     "synops",                # SynOps: input events × their real fan-out
     "synops_graded",         # the part of ``synops`` driven by graded inputs (payload × weight)
-    "neuron_updates",        # neurons × simulated steps
+    "neuron_updates",        # neurons × steps
     "neuron_updates_active",  # neuron-steps that fired
-    "gate_adds",             # squeeze accumulations (one per arriving spike)
+    "gate_adds",             # squeeze accumulations (one per squeezed spike)
     "gate_macs",             # TLA + CLA multiply-accumulates
     "gate_mults",            # TLA ⊙ CLA products + scaling of each spike by its gate
     "gate_lookups",          # sigmoid table lookups
@@ -185,18 +186,17 @@ def valid_taps(length: int, kernel: int, causal: bool = False) -> int:
     return total
 
 
-def gate_ops(gate: dict, input_events: int | np.ndarray = 0,
+def gate_ops(gate: dict, squeeze_events: int | np.ndarray = 0,
              output_events: int | np.ndarray | None = None) -> dict[str, int | np.ndarray]:
     """Arithmetic of one TCJA gate for one sample.
 
     Args:
-        gate: {"T", "C", "kernel_tla", "kernel_cla", "H", "W", "mode"[, "pool"]}; ``mode == "streaming"``
-            is the causal variant (left-only TLA padding, lower-triangular CLA). With ``pool`` > 1 the
-            gate also OR-pools its input (it moved past a max pool).
-        input_events: spikes arriving at the gate (scalar or [N]): one squeeze add each, and one OR
-            each when the gate pools.
+        gate: {"T", "C", "kernel_tla", "kernel_cla", "H", "W", "mode"}; ``mode == "streaming"`` is the
+            causal variant (left-only TLA padding, lower-triangular CLA).
+        squeeze_events: spikes the squeeze sums (scalar or [N]): one add each. They are the gate's
+            input, or, when the gate moved past a max pool (``squeeze_from``), the unpooled spikes.
         output_events: graded messages the gate sends (scalar or [N]): one scaling multiply each.
-            Default: ``input_events``.
+            Default: ``squeeze_events``.
 
     Returns:
         {"gate_adds", "gate_macs", "gate_mults", "gate_lookups"}:
@@ -206,18 +206,45 @@ def gate_ops(gate: dict, input_events: int | np.ndarray = 0,
     T, C = int(gate["T"]), int(gate["C"])
     k_tla, k_cla = int(gate["kernel_tla"]), int(gate["kernel_cla"])
     causal = gate.get("mode", "window") == "streaming"
-    pools = int(gate.get("pool", 1) or 1) > 1
     if output_events is None:
-        output_events = input_events
+        output_events = squeeze_events
     tla = C * C * valid_taps(T, k_tla, causal)
     pairs = T * (T + 1) // 2 if causal else T * T
     cla = pairs * valid_taps(C, k_cla, False)
     return {
-        "gate_adds": input_events * (2 if pools else 1),
+        "gate_adds": squeeze_events,
         "gate_macs": tla + cla,
         "gate_mults": T * C + output_events,
         "gate_lookups": T * C,
     }
+
+
+def squeeze_source(activity: NetworkActivity, index: int) -> Optional[LayerActivity]:
+    """The layer whose output gate ``activity.layers[index]`` squeezes when it names ``squeeze_from``
+    (the gate moved past a max pool); None when it squeezes its own input.
+
+    ``squeeze_from`` is a graph node: a layer of that name, else (with ``extra["graph_names"]``, the
+    graph's node order) the layer whose synapse node comes last before it, else the nearest earlier
+    layer whose output has the gate's (C, H, W).
+    """
+    gate = activity.layers[index].gate or {}
+    src = gate.get("squeeze_from")
+    if not src:
+        return None
+    earlier = activity.layers[:index]
+    by_name = {l.name: l for l in earlier}
+    if src in by_name:
+        return by_name[src]
+    names = list(activity.extra.get("graph_names") or [])
+    if src in names:
+        for n in reversed(names[:names.index(src)]):
+            if n in by_name:
+                return by_name[n]
+    chw = (int(gate["C"]), int(gate.get("H", 1)), int(gate.get("W", 1)))
+    for l in reversed(earlier):
+        if tuple(int(v) for v in l.out_shape) == chw:
+            return l
+    raise ValueError(f"gate {activity.layers[index].name!r}: cannot find the layer of squeeze_from {src!r}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -250,8 +277,14 @@ class LayerCounts:
     info: dict = field(default_factory=dict)
 
 
-def count_layer(layer: LayerActivity, steps_simulated: Optional[int] = None) -> LayerCounts:
-    """Count one layer. ``steps_simulated`` (default: the layer's T) sets neuron updates per sample."""
+def count_layer(layer: LayerActivity, steps_simulated: Optional[int] = None,
+                squeeze_events: Optional[np.ndarray] = None) -> LayerCounts:
+    """Count one layer.
+
+    Args:
+        steps_simulated: steps each neuron is updated per sample (default: the layer's T).
+        squeeze_events: for a gate that squeezes another layer's output, that output's events [N].
+    """
     x = np.asarray(layer.input_spikes)
     y = np.asarray(layer.output_spikes)
     T, N = y.shape[0], y.shape[1]
@@ -282,7 +315,8 @@ def count_layer(layer: LayerActivity, steps_simulated: Optional[int] = None) -> 
     if is_gate:
         if not layer.gate:
             raise ValueError(f"gate layer {layer.name!r} lacks its gate dimensions")
-        ops = gate_ops(layer.gate, counts["input_events"], counts["spikes"])
+        sq = counts["input_events"] if squeeze_events is None else np.asarray(squeeze_events, dtype=np.int64)
+        ops = gate_ops(layer.gate, sq, counts["spikes"])
         for k, v in ops.items():
             counts[k] = np.broadcast_to(np.asarray(v, dtype=np.int64), (N,)).copy()
     rate = spikes / float(max(units * T, 1))
@@ -344,8 +378,14 @@ def count_network(activity: NetworkActivity) -> NetworkCounts:
     """Count every layer of ``activity`` and total them per sample."""
     if not activity.layers:
         raise ValueError("the activity has no layers")
-    steps = int(activity.steps)
-    layers = [count_layer(l, steps_simulated=steps) for l in activity.layers]
+    layers: list[LayerCounts] = []
+    for i, l in enumerate(activity.layers):
+        sq = None
+        if l.kind == "gate":
+            src = squeeze_source(activity, i)
+            if src is not None:
+                sq = layers[next(j for j, other in enumerate(activity.layers) if other is src)].counts["spikes"]
+        layers.append(count_layer(l, squeeze_events=sq))
     N = len(layers[0].firing_rate)
     total = {k: sum((lc.counts[k] for lc in layers), np.zeros(N, dtype=np.int64)) for k in COUNT_KEYS}
     # One layer's input is the previous layer's output: the network's input events are the first layer's.

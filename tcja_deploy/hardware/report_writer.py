@@ -327,7 +327,7 @@ def plot_energy(doc: dict, path: Path) -> None:
     sc = doc["energy"]["scenarios"]
     keys = [k for k in ("snn_chip", "snn_cmos", "ann_cmos") if k in sc]
     unit, scale = energy_unit([sc[k]["total"]["mean"] for k in keys])
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = plt.subplots(figsize=(9.5, 4.8))
     bottom = np.zeros(len(keys))
     colors = {"synaptic": "tab:blue", "neuron": "tab:green", "spike_traffic": "tab:purple", "gate": "tab:orange",
               "memory": "tab:gray"}
@@ -340,14 +340,15 @@ def plot_energy(doc: dict, path: Path) -> None:
     for i, k in enumerate(keys):
         t = sc[k]["total"]
         ax.errorbar(i, t["mean"] / scale, yerr=t["std"] / scale, color="black", capsize=4)
-        ax.annotate(f"{t['mean'] / scale:.3g} {unit}", (i, t["mean"] / scale), textcoords="offset points",
-                    xytext=(0, 6), ha="center", fontsize=8)
+        ax.annotate(f"{t['mean'] / scale:.3g} {unit}", (i, (t["mean"] + t["std"]) / scale),
+                    textcoords="offset points", xytext=(0, 5), ha="center", fontsize=8)
     labels = [f"{SCENARIO_SHORT[k]}\n{sc[k]['profile']}\n({sc[k]['status']})" for k in keys]
     ax.set_xticks(range(len(keys)), labels, fontsize=8)
     ax.set_ylabel(f"energy per inference ({unit})")
-    ax.set_ylim(0, bottom.max() * 1.18 if bottom.max() > 0 else 1)
+    top = max((sc[k]["total"]["mean"] + sc[k]["total"]["std"]) / scale for k in keys)
+    ax.set_ylim(0, top * 1.15 if top > 0 else 1)
     ax.set_title("Energy by operation type (estimates: counts × per-op constants)\n" + _subtitle(doc), fontsize=9)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="operation type", title_fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -367,20 +368,30 @@ def plot_raster(doc: dict, raster: Optional[Path], path: Path) -> None:
         names = [str(n) for n in z["names"]]
         arrays = [z[f"layer_{i}"] for i in range(len(names))]
     n = len(arrays)
-    fig, axes = plt.subplots(n, 1, figsize=(8, max(4, 1.15 * n + 1)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(n, 1, figsize=(8, max(4, 1.1 * n + 1.2)), sharex=True, squeeze=False)
     T = max(a.shape[0] for a in arrays)
+    max_rows = 160
     for ax, name, a in zip(axes[:, 0], names, arrays):
-        t, idx = np.nonzero(a)
-        ax.scatter(t + 0.0 * idx, idx, s=1.5, marker="|", linewidths=0.4, color="black", rasterized=True)
-        ax.set_ylim(-0.5, a.shape[1] - 0.5)
+        units = a.shape[1]
+        img = (a > 0).T.astype(np.float32)  # [units, T]
+        binned = units > max_rows
+        vmax = 1.0
+        if binned:  # a row per bin of neurons, shaded by the fraction that fired (no event is dropped)
+            edges = np.linspace(0, units, max_rows + 1).astype(int)
+            img = np.stack([img[lo:hi].mean(axis=0) for lo, hi in zip(edges[:-1], edges[1:])])
+            vmax = float(img.max()) or 1.0
+        ax.imshow(img, aspect="auto", interpolation="nearest", cmap="Greys", vmin=0, vmax=vmax, origin="lower",
+                  extent=(-0.5, a.shape[0] - 0.5, -0.5, units - 0.5))
         ax.set_xlim(-0.5, T - 0.5)
-        ax.set_ylabel(f"{name}\n({a.shape[1]})", rotation=0, ha="right", va="center", fontsize=7)
+        label = f"{name}\n({units} in {max_rows} bins)" if binned else f"{name}\n({units})"
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
         ax.set_yticks([])
         ax.text(1.0, 1.0, f"{int(a.sum())} events", transform=ax.transAxes, ha="right", va="bottom", fontsize=6)
     axes[-1, 0].set_xlabel("time step")
     axes[-1, 0].set_xticks(range(T))
-    fig.suptitle("Spike raster of one sample (first test sample): neuron index vs time step\n" + _subtitle(doc),
-                 fontsize=9)
+    fig.suptitle("Spike raster of the first test sample (rows: neurons, black = event; large layers: bins of "
+                 "neurons, shade = fraction firing)\n"
+                 + _subtitle(doc), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)

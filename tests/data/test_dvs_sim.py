@@ -157,3 +157,10 @@ def test_to_frame_with_fewer_events_than_bins_gives_empty_frames():
     events = simulate(step_edge_video(BRIGHT, DARK), TIMES, CONFIG)[:3]
     frames = events_to_frames(events, (W, H, 2), 8)
     assert frames.shape == (8, 2, H, W) and frames.sum() == 0
+
+
+def test_timestamps_may_start_anywhere():
+    shifted = simulate(step_edge_video(BRIGHT, DARK), TIMES - 5_000, CONFIG)
+    plain = simulate(step_edge_video(BRIGHT, DARK), TIMES, CONFIG)
+    np.testing.assert_array_equal(shifted["t"], plain["t"] - 5_000)
+    np.testing.assert_array_equal(shifted[["x", "y", "p"]], plain[["x", "y", "p"]])

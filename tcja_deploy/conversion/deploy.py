@@ -1,0 +1,223 @@
+"""The conversion stage: a run directory → a deploy directory, with its fidelity measured.
+
+Deploy directory (written in a temporary folder next to ``--out`` and renamed whole when complete):
+
+- ``graph.json``: the converted graph (:mod:`tcja_deploy.conversion.graph` schema) plus
+  ``target``, ``source_run``, ``segments`` (one per NetX file: nodes, layers, input shape and payload
+  bits, reset/latency information), ``gates`` (node, file, squeezed and gated shapes, mode, payload bits),
+  ``latency_steps``, ``lava`` (how :mod:`tcja_deploy.hardware.lava_sim` wires it) and ``files``;
+- ``segment_<k>.net``: NetX HDF5 per trunk segment (target loihi2);
+- ``gate_<k>.npz``: the gate's fields (``gate_math.QuantizedGate.to_arrays()``; loihi2 and lava-float);
+- ``model.onnx``: the float network over a window, [T, N, C, H, W] → [N, K];
+- ``fidelity.json``: :mod:`tcja_deploy.conversion.fidelity`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from tcja_deploy import atomic
+from tcja_deploy.conversion import fidelity as F
+from tcja_deploy.conversion import gate_math, netx_export, onnx_export
+from tcja_deploy.conversion import graph as g
+from tcja_deploy.conversion.build import build_graph, load_run
+from tcja_deploy.conversion.execute import ConversionError
+from tcja_deploy.conversion.targets import Target, get_target, run_passes
+from tcja_deploy.errors import UserError
+
+CALIBRATION_SAMPLES = 256
+RANDOM_SAMPLES = 64
+
+
+# ------------------------------------------------------------------------------------------- data
+def dataset_name(model_config, train: dict) -> Optional[str]:
+    """The dataset a run was trained on: config.json ``train.dataset`` if present, else from its preset and
+    ``train.encoding``; None when neither is known."""
+    if train.get("dataset"):
+        return str(train["dataset"])
+    from tcja_deploy.models.presets import PRESET_NAMES, get_preset
+    from tcja_deploy.training.config import dataset_name as train_dataset_name
+
+    preset = train.get("preset") or model_config.preset
+    if preset not in PRESET_NAMES:
+        return None
+    return train_dataset_name(get_preset(preset, model_config.T), train.get("encoding"))
+
+
+def _stack(dataset, max_samples: Optional[int]) -> tuple[torch.Tensor, np.ndarray]:
+    n = len(dataset) if max_samples is None else min(len(dataset), max_samples)
+    xs, ys = [], []
+    for i in range(n):
+        frames, label = dataset[i]
+        xs.append(torch.as_tensor(frames, dtype=torch.float32))
+        ys.append(int(label))
+    return torch.stack(xs, 1), np.asarray(ys, dtype=np.int64)
+
+
+def load_data(model_config, train: dict, log: Callable[[str], None] = print):
+    """(test x [T, N, C, H, W], test labels, calibration x, description). Falls back to random spikes
+    (labels −1) when the run's dataset cannot be loaded here."""
+    name = dataset_name(model_config, train)
+    T, shape = model_config.T, tuple(model_config.input_shape)
+    if name is not None:
+        try:
+            from tcja_deploy.data.registry import get_dataset
+
+            pair = get_dataset(name, T, data_dir=train.get("data_dir"))
+            if tuple(pair.input_shape) != shape:
+                raise UserError(f"dataset {name!r} has frames {pair.input_shape}, the model expects {shape}")
+            x_test, y_test = _stack(pair.test, None)
+            x_cal, _ = _stack(pair.train, CALIBRATION_SAMPLES)
+            return x_test, y_test, x_cal, {"dataset": name, "source": "dataset", "test_samples": int(len(y_test))}
+        except (UserError, ImportError, OSError) as e:
+            log(f"warning: cannot load dataset {name!r} ({e}); measuring fidelity on random spikes")
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand((T, RANDOM_SAMPLES) + shape, generator=gen) < 0.2).float()
+    return x, np.full(RANDOM_SAMPLES, -1), x, {"dataset": name or "unknown", "source": "random",
+                                                 "test_samples": RANDOM_SAMPLES}
+
+
+# ---------------------------------------------------------------------------------------- writing
+def deploy_document(graph: g.Graph, target: Target, run_dir: Path, segs: list[dict], gate_list: list[dict],
+                    latency: Optional[int], files: list[str]) -> dict:
+    from tcja_deploy.hardware.lava_sim import plan_timing
+
+    doc = graph.to_dict()
+    doc["target"] = target.name
+    doc["source_run"] = str(run_dir)
+    doc["segments"] = segs
+    doc["gates"] = gate_list
+    doc["latency_steps"] = latency
+    if target.lava_tag and segs:
+        timing = plan_timing(graph, segs, gate_list)
+        doc["lava"] = {"select_tag": target.lava_tag, "reset_interval": int(graph.meta["T"]),
+                       "input_pad_steps": timing["pad"], "delay_lines": {str(k): v for k, v in timing["delays"].items()},
+                       "lags": timing["lags"],
+                       "notes": "lags: Lava step (1-based) at which sample 0, step 0 leaves each layer when the "
+                                "source starts after input_pad_steps empty steps; NetX reset_offset of segment k "
+                                "= (lag of its first layer − 1) mod T"}
+    doc["files"] = files
+    return doc
+
+
+def write_gates(out: Path, graph: g.Graph, gate_list: list[dict]) -> None:
+    for gate in gate_list:
+        node = graph.nodes[gate["node"]]
+        if isinstance(node, g.QGate):
+            arrays = node.params
+        else:  # float gate (lava-float): the float weights, quantized with defaults for completeness
+            c, h, w = gate["s_shape"]
+            params = gate_math.GateParams(T=int(graph.meta["T"]), C=c, H=h, W=w, w_tla=node.w_tla, w_cla=node.w_cla,
+                                          mode=node.mode)
+            arrays = gate_math.quantize_gate(params).to_arrays()
+        np.savez(out / gate["file"], **{k: np.asarray(v) for k, v in arrays.items()})
+
+
+# ---------------------------------------------------------------------------------------- convert
+def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samples: int = 16,
+            device: str = "cpu", log: Callable[[str], None] = print, gate_payload_bits: int = 8) -> dict:
+    """Convert ``run_dir`` for ``target_name`` into ``out_dir`` (atomically); returns the fidelity dict."""
+    target = get_target(target_name)
+    if lava_samples < 0:
+        raise UserError(f"--lava-samples {lava_samples}: must be ≥ 0")
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    t0 = time.perf_counter()
+    seconds: dict[str, float] = {}
+    model, train = load_run(run_dir)
+    x_test, y_test, x_cal, data_info = load_data(model.config, train, log)
+    seconds["load"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    float_graph = build_graph(model)
+    try:
+        graph = run_passes(target, float_graph, x_cal, **({"gate_payload_bits": gate_payload_bits}
+                                                          if target.name == "loihi2" else {}))
+    except ConversionError as e:
+        raise UserError(f"{run_dir}: {e}") from None
+    onnx_graph = run_passes(get_target("onnx"), float_graph)
+    seconds["passes"] = time.perf_counter() - t
+
+    fid: dict = {"data": data_info, "target": target.name, "T": int(model.config.T)}
+    with atomic.atomic_dir(out_dir) as tmp:
+        files = []
+        segs, gate_list, latency = [], [], None
+        if target.lava_tag:
+            from tcja_deploy.hardware.emulator import latency_steps
+
+            try:
+                segs, gate_list = netx_export.segments(graph), netx_export.gates(graph)
+            except ConversionError as e:
+                raise UserError(f"{run_dir}: {e}") from None
+            latency = latency_steps(graph)
+            t = time.perf_counter()
+            for seg in segs:
+                if seg["file"]:
+                    netx_export.export_segment(graph, seg, tmp / seg["file"])
+                    netx_export.check_segment_file(graph, seg, tmp / seg["file"])
+                    files.append(seg["file"])
+            write_gates(tmp, graph, gate_list)
+            files += [gate["file"] for gate in gate_list]
+            seconds["netx_export"] = time.perf_counter() - t
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            onnx_export.export_onnx(onnx_graph, tmp / "model.onnx", x_test[:, :2])
+        files.append("model.onnx")
+        seconds["onnx_export"] = time.perf_counter() - t
+        files += ["graph.json", "fidelity.json"]
+        doc = deploy_document(graph, target, run_dir, segs, gate_list, latency, files)
+        (tmp / "graph.json").write_text(json.dumps(doc))
+        fid["latency_steps"] = latency
+
+        # ---- fidelity
+        t = time.perf_counter()
+        float_scores = F.scores_of(model.to(device), x_test.to(device)) if device != "cpu" else F.scores_of(model, x_test)
+        model.cpu()
+        fid["float"] = {"accuracy": F.accuracy(float_scores, y_test), "samples": int(len(y_test))}
+        seconds["float_model"] = time.perf_counter() - t
+
+        fid["emulator"] = None
+        fid["lava"] = None
+        if target.lava_tag:
+            from tcja_deploy.hardware import emulator
+
+            t = time.perf_counter()
+            emu_all = emulator.emulate(graph, x_test, y_test, record=False, device=device)
+            acc = F.accuracy(emu_all.scores, y_test)
+            fid["emulator"] = {"accuracy": acc, "samples": int(len(y_test)),
+                               "accuracy_drop_pp": 100 * (fid["float"]["accuracy"] - acc),
+                               "quantized": target.name == "loihi2"}
+            seconds["emulator"] = time.perf_counter() - t
+            n = min(lava_samples, x_test.shape[1])
+            if n > 0:
+                from tcja_deploy.hardware.lava_sim import run_lava
+
+                t = time.perf_counter()
+                emu = emulator.emulate(graph, x_test[:, :n], y_test[:n], record=True)
+                lava = run_lava(tmp, x_test[:, :n], y_test[:n], select_tag=target.lava_tag)
+                layers = F.spike_agreement(emu, lava)
+                fid["lava"] = {"accuracy": F.accuracy(lava.scores, y_test[:n]), "samples": n,
+                               "float_accuracy_same_samples": F.accuracy(float_scores[:n], y_test[:n]),
+                               "emulator_accuracy_same_samples": F.accuracy(emu.scores, y_test[:n]),
+                               "scores_identical": bool(np.array_equal(emu.scores, lava.scores)),
+                               "steps": int(lava.extra["lava_steps"]), "seconds": float(lava.extra["seconds"]),
+                               "layers": layers, "all_layers_identical": all(r["identical"] for r in layers.values())}
+                seconds["lava"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        onnx = onnx_export.check_onnx(tmp / "model.onnx", float_scores, x_test)
+        onnx["module_vs_torch"] = onnx_export.check_module(onnx_graph, model, x_test)
+        fid["onnx"] = onnx
+        seconds["onnx_check"] = time.perf_counter() - t
+        fid["targets_met"] = F.targets_met(fid)
+        seconds["total"] = time.perf_counter() - t0
+        fid["seconds"] = seconds
+        atomic.write_json(tmp / "fidelity.json", fid)
+    return fid

@@ -1,0 +1,120 @@
+"""Fidelity of a conversion, measured every time (``fidelity.json``, printed as a table by the CLI).
+
+- accuracy of the float (Norse) model and of the emulator, on the whole test set;
+- accuracy of the Lava simulation on the first ``--lava-samples`` test samples, and per-layer spike
+  agreement between emulator and Lava on those samples (fraction of equal [T, N, neuron] entries;
+  graded gate outputs compare payload codes);
+- ONNX vs torch: max |Δscore| and whether predictions are identical (and the exported module vs the
+  trained model, before ONNX);
+- latency in time steps.
+
+``fidelity.json`` schema::
+
+    {"data": {"dataset": str, "test_samples": int, "source": "dataset" | "random"},
+     "target": str, "T": int, "latency_steps": int,
+     "float": {"accuracy": float, "samples": int},
+     "emulator": {"accuracy": float, "samples": int, "accuracy_drop_pp": float} | null,
+     "lava": {"accuracy": float, "samples": int, "float_accuracy_same_samples": float,
+              "emulator_accuracy_same_samples": float, "steps": int, "seconds": float,
+              "layers": {name: {"agreement": float, "identical": bool, "spikes_emulator": int,
+                                "spikes_lava": int}},
+              "all_layers_identical": bool} | null,
+     "onnx": {"max_abs_diff": float, "predictions_identical": bool, "samples": int,
+              "module_vs_torch": {...same keys}} | null,
+     "targets_met": {name: bool}, "seconds": {stage: float}}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import torch
+
+from tcja_deploy.hardware.activity import NetworkActivity
+
+#: Fidelity targets on the digits default (DESIGN / issue).
+MAX_ACCURACY_DROP_PP = 1.0
+MAX_ONNX_DIFF = 1e-4
+
+
+def scores_of(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """The trained model's scores [N, K] on x [T, N, C, H, W] (eval mode, no gradients)."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, x.shape[1], batch_size):
+            out.append(model(x[:, i:i + batch_size].to(torch.float32)).numpy())
+    return np.concatenate(out, 0)
+
+
+def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
+    if len(labels) == 0 or np.all(np.asarray(labels) < 0):
+        return float("nan")
+    return float(np.mean(np.asarray(scores).argmax(1) == np.asarray(labels)))
+
+
+def spike_agreement(a: NetworkActivity, b: NetworkActivity, samples: Optional[int] = None) -> dict:
+    """Per layer: fraction of equal output entries of a and b (first ``samples`` samples of each)."""
+    out = {}
+    lb = {layer.name: layer for layer in b.layers}
+    for la in a.layers:
+        if la.name not in lb:
+            out[la.name] = {"agreement": 0.0, "identical": False, "missing": True}
+            continue
+        n = samples or min(la.output_spikes.shape[1], lb[la.name].output_spikes.shape[1])
+        x = np.asarray(la.output_spikes[:, :n])
+        y = np.asarray(lb[la.name].output_spikes[:, :n])
+        if x.shape != y.shape:
+            out[la.name] = {"agreement": 0.0, "identical": False, "shapes": [list(x.shape), list(y.shape)]}
+            continue
+        eq = x == y if x.dtype.kind in "iub" and y.dtype.kind in "iub" else np.isclose(x, y, rtol=0, atol=1e-9)
+        out[la.name] = {"agreement": float(eq.mean()) if eq.size else 1.0, "identical": bool(eq.all()),
+                        "spikes_emulator": int(np.count_nonzero(x)), "spikes_lava": int(np.count_nonzero(y))}
+    return out
+
+
+def targets_met(fid: dict) -> dict:
+    met = {}
+    if fid.get("emulator"):
+        drop = fid["emulator"].get("accuracy_drop_pp")
+        met["accuracy_drop_le_1pp"] = drop is not None and not math.isnan(drop) and drop <= MAX_ACCURACY_DROP_PP
+    if fid.get("lava"):
+        met["lava_spikes_100pct_every_layer"] = bool(fid["lava"]["all_layers_identical"])
+    if fid.get("onnx"):
+        met["onnx_max_diff_le_1e-4"] = fid["onnx"]["max_abs_diff"] <= MAX_ONNX_DIFF
+        met["onnx_predictions_identical"] = bool(fid["onnx"]["predictions_identical"])
+    return met
+
+
+def _pct(v) -> str:
+    return "   n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:6.2f} %"
+
+
+def format_table(fid: dict) -> str:
+    """The fidelity as a plain-text table."""
+    rows = [f"fidelity ({fid['target']}, data: {fid['data']['source']} {fid['data']['dataset']}, "
+            f"T = {fid['T']}, latency {fid['latency_steps']} steps)"]
+    rows.append(f"  {'float (Norse) accuracy':34s} {_pct(fid['float']['accuracy'])}   ({fid['float']['samples']} samples)")
+    if fid.get("emulator"):
+        e = fid["emulator"]
+        rows.append(f"  {'emulator accuracy':34s} {_pct(e['accuracy'])}   ({e['samples']} samples, "
+                    f"drop {e['accuracy_drop_pp']:+.2f} pp)")
+    if fid.get("lava"):
+        lv = fid["lava"]
+        rows.append(f"  {'Lava simulation accuracy':34s} {_pct(lv['accuracy'])}   ({lv['samples']} samples; "
+                    f"emulator on them {_pct(lv['emulator_accuracy_same_samples']).strip()}, "
+                    f"float {_pct(lv['float_accuracy_same_samples']).strip()}; {lv['steps']} steps, "
+                    f"{lv['seconds']:.1f} s)")
+        rows.append("  spike agreement emulator vs Lava:")
+        for name, r in lv["layers"].items():
+            rows.append(f"    {name:16s} {_pct(r['agreement'])}  {'identical' if r['identical'] else 'DIFFERS'}"
+                        f"  ({r.get('spikes_emulator', 0)} / {r.get('spikes_lava', 0)} events)")
+    if fid.get("onnx"):
+        o = fid["onnx"]
+        rows.append(f"  {'ONNX vs torch':34s} max |Δ| = {o['max_abs_diff']:.2e}, predictions "
+                    f"{'identical' if o['predictions_identical'] else 'DIFFER'} ({o['samples']} samples)")
+    if fid.get("targets_met"):
+        rows.append("  targets: " + ", ".join(f"{k} {'✓' if v else '✗'}" for k, v in fid["targets_met"].items()))
+    return "\n".join(rows)

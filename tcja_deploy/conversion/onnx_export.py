@@ -1,0 +1,63 @@
+"""The float network over a whole window as ONNX: input ``spikes`` [T, N, C, H, W] → ``scores`` [N, K].
+
+Norse's LIF uses a surrogate-gradient autograd Function, which ``torch.onnx`` cannot export; the
+exported module is :class:`~tcja_deploy.conversion.execute.GraphModule` over the float graph (same
+arithmetic as Norse's step, Heaviside forward, time loop unrolled over T). :func:`check_module`
+verifies it equals the trained torch model and :func:`check_onnx` runs the file with onnxruntime.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tcja_deploy.conversion import graph as g
+from tcja_deploy.conversion.execute import GraphModule
+
+OPSET = 17
+
+
+def export_onnx(graph: g.Graph, path: Path, example: torch.Tensor) -> None:
+    """Write ``graph`` (float nodes) to ``path`` with a dynamic batch axis."""
+    module = GraphModule(graph).eval()
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(module, (example.to(torch.float32),), buf, input_names=["spikes"], output_names=["scores"],
+                          dynamic_axes={"spikes": {1: "N"}, "scores": {0: "N"}}, opset_version=OPSET,
+                          do_constant_folding=True)
+    Path(path).write_bytes(buf.getvalue())
+
+
+def onnx_scores(path: Path, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """Scores [N, K] of the ONNX file on x [T, N, C, H, W] with onnxruntime (CPU)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    xs = x.to(torch.float32).numpy()
+    return np.concatenate([sess.run(["scores"], {"spikes": xs[:, i:i + batch_size]})[0]
+                           for i in range(0, xs.shape[1], batch_size)], 0)
+
+
+def compare(a: np.ndarray, b: np.ndarray) -> dict:
+    """max |a − b| and whether the argmax predictions are identical."""
+    return {"max_abs_diff": float(np.abs(a - b).max()) if a.size else 0.0,
+            "predictions_identical": bool(np.array_equal(a.argmax(1), b.argmax(1))), "samples": int(a.shape[0])}
+
+
+def check_onnx(path: Path, torch_scores: np.ndarray, x: torch.Tensor) -> dict:
+    """ONNX (onnxruntime) vs the torch model's scores on the same inputs."""
+    return compare(onnx_scores(path, x), torch_scores)
+
+
+def check_module(graph: g.Graph, model: torch.nn.Module, x: torch.Tensor) -> dict:
+    """The exported module vs the trained torch model (both float32) on x."""
+    with torch.no_grad():
+        a = GraphModule(graph)(x.to(torch.float32)).numpy()
+        b = model(x.to(torch.float32)).numpy()
+    return compare(a, b)

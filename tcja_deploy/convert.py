@@ -1,0 +1,44 @@
+"""Convert a trained run for a target: ``python -m tcja_deploy.convert --target loihi2 --run RUN --out DEPLOY``.
+
+Writes the deploy directory (graph.json, segment_<k>.net, gate_<k>.npz, model.onnx, fidelity.json;
+see :mod:`tcja_deploy.conversion.deploy`) and prints the fidelity table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tcja_deploy.conversion.targets import TARGETS
+from tcja_deploy.errors import UserError, cli_main
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tcja_deploy.convert", description=__doc__.splitlines()[0])
+    p.add_argument("--run", type=Path, required=True, help="run directory (config.json + model.safetensors)")
+    p.add_argument("--out", type=Path, required=True, help="deploy directory to write (replaced whole)")
+    p.add_argument("--target", default="loihi2",
+                   help=f"one of: {', '.join(TARGETS)} (default loihi2)")
+    p.add_argument("--lava-samples", type=int, default=16,
+                   help="test samples run on the Lava simulator (0: none; default 16)")
+    p.add_argument("--device", default="cpu", help="torch device of the float model and the emulator (default cpu)")
+    return p
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.target not in TARGETS:
+        raise UserError(f"--target {args.target!r}: unknown target; choose one of: {', '.join(TARGETS)}")
+    from tcja_deploy.conversion import fidelity
+    from tcja_deploy.conversion.deploy import convert
+
+    fid = convert(args.run, args.out, args.target, args.lava_samples, args.device)
+    print(fidelity.format_table(fid))
+    print(f"wrote {args.out} in {fid['seconds']['total']:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,389 @@
+"""Run a deploy directory on Lava's simulator and record what every layer did.
+
+The network is assembled from the deploy directory alone (``graph.json``, ``segment_<k>.net``,
+``gate_<k>.npz``):
+
+- the input payloads (``q_input``: event counts, or binary spikes) come from a ``RingBuffer`` source;
+- each trunk segment is ``lava.lib.dl.netx.hdf5.Network(segment_<k>.net)`` with ``LIFReset`` neurons
+  (``reset_interval = T``): samples run back to back, one per T steps, each layer resetting when the
+  first step of a new sample reaches it;
+- each gate is the :class:`~tcja_deploy.hardware.lava_procs.TCJAGate` process; a gate moved past a max
+  pool (``squeeze_from``) gets the per-channel spike counts of the unpooled spikes from a Lava ``Conv``
+  (ones over the whole map, one group per channel), which adds the same one-step hop as the OR pool,
+  so both of its inputs are aligned;
+- the gate's windows are steps wT+1 … wT+T of Lava's clock: the source starts after enough empty
+  steps that gate 0's first window is aligned, and where the hops between two gates are not a
+  multiple of T an identity ``DelaySparse`` line re-aligns the next gate (a simulator artifact);
+- every layer's output is recorded with a ``Monitor``.
+
+Lava delays every synaptic hop by one step, and a window gate by T steps; the runner knows each
+process's lag and shifts it out, so the returned :class:`NetworkActivity` is aligned in time exactly
+like the emulator's (``emulator.emulate``) and the two can be compared spike for spike.
+
+``select_tag="fixed_pt"`` runs a ``loihi2`` deploy directory (bit-accurate models). A ``lava-float``
+deploy directory has no NetX files (NetX is fixed point); it is built from float Lava ``Dense`` /
+``Conv`` / ``LIFReset`` processes and the gate's ``floating_pt`` model instead.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from tcja_deploy.conversion import graph as g
+from tcja_deploy.conversion.execute import infer_shapes, vote
+from tcja_deploy.errors import UserError
+from tcja_deploy.hardware.activity import LayerActivity, NetworkActivity
+
+
+def _whc(shape) -> tuple:
+    return tuple(shape[::-1]) if len(shape) == 3 else tuple(shape)
+
+
+def _port_to_chw(port, shape):
+    """A WHC (NetX) out port as CHW (our layout); 1-D ports unchanged."""
+    return port.transpose([2, 1, 0]) if len(shape) == 3 else port
+
+
+class _Builder:
+    """Creates the processes, their lags (the step at which sample 0, step 0 leaves each one) and probes."""
+
+    def __init__(self, deploy: Path, doc: dict, graph: g.Graph, tag: str):
+        self.deploy, self.doc, self.graph, self.tag = deploy, doc, graph, tag
+        self.T = int(graph.meta["T"])
+        self.shapes = infer_shapes(graph)
+        self.probes: list[tuple[str, object, object, int, tuple]] = []  # (layer name, monitor, port, lag, shape)
+        self.monitors = []
+        self.nets = []
+        self.keep = []  # every process, so none is garbage collected before the run
+
+    def probe(self, name: str, port, lag: int, shape: tuple, num_steps: int):
+        from lava.proc.monitor.process import Monitor
+
+        mon = Monitor()
+        mon.probe(port, num_steps)
+        self.probes.append((name, mon, port, lag, tuple(shape)))
+        self.monitors.append(mon)
+
+
+def _align(lag: int, T: int) -> int:
+    """Steps to add so that ``lag`` falls on the first step of a gate window (≡ 1 mod T)."""
+    return (1 - lag) % T
+
+
+def plan_timing(graph: g.Graph, segs: list[dict], gates: list[dict]) -> dict:
+    """Lags of every layer output (1-based Lava step at which sample 0, step 0 leaves it), the source
+    padding and the delay lines, from the hop structure alone (before building anything)."""
+    T = int(graph.meta["T"])
+    names = graph.names
+
+    def seg_hops(seg, upto: Optional[str] = None) -> int:
+        """Hops from the segment input to the output of node ``upto``'s layer (all layers if None)."""
+        hops = 0
+        for n in seg["nodes"]:
+            if isinstance(graph.nodes[n], (g.QConv2d, g.QLinear, g.Conv2d, g.Linear)):
+                hops += 1
+            if n == upto:
+                return hops
+        return hops
+
+    # gate k's input lag relative to the segment-k input lag: hops of segment k
+    pad = 0
+    if gates:
+        pad = _align(1 + seg_hops(segs[0]), T)
+    lags: dict[str, int] = {}
+    delays: dict[int, int] = {}
+    lag_in = 1 + pad  # the source sends sample 0, step 0 at this step
+    lags[names[0]] = lag_in
+    for k, seg in enumerate(segs):
+        if k > 0:
+            gate = gates[k - 1]
+            out = lags[gate["node"]]
+            need = 0
+            if k - 1 + 1 < len(gates):  # another gate follows this segment: align it
+                need = _align(out + seg_hops(seg), T)
+            if need:
+                delays[k] = need - 1  # DelaySparse adds 1 + delay
+                out += need
+            lag_in = out
+        hop = 0
+        for n in seg["nodes"]:
+            node = graph.nodes[n]
+            if isinstance(node, (g.QConv2d, g.QLinear, g.Conv2d, g.Linear)):
+                hop += 1
+                lags[n] = lag_in + hop  # the synapse "output" = its neuron's spikes
+            if isinstance(node, (g.QCubaLIF, g.CubaLIF)):
+                lags[n] = lag_in + hop
+        if k < len(gates):
+            gate = gates[k]
+            g_in = lag_in + hop
+            if (g_in - 1) % T:
+                raise RuntimeError(f"gate {gate['node']} misaligned (input lag {g_in})")
+            lags[gate["node"]] = g_in + (T if gate["mode"] == "window" else 0)
+    return {"pad": pad, "lags": lags, "delays": delays}
+
+
+def load_deploy(deploy_dir: Path) -> tuple[dict, g.Graph]:
+    path = Path(deploy_dir) / "graph.json"
+    if not path.is_file():
+        raise UserError(f"{deploy_dir}: not a deploy directory (no graph.json)")
+    doc = json.loads(path.read_text())
+    return doc, g.Graph.from_dict(doc)
+
+
+def run_lava(deploy_dir: Path, x: torch.Tensor, labels: Optional[np.ndarray] = None,
+             select_tag: Optional[str] = None) -> NetworkActivity:
+    """Run the deploy directory on Lava's simulator for the N samples of x [T, N, C, H, W].
+
+    Args:
+        select_tag: ``"fixed_pt"`` (loihi2 deploy dirs) or ``"floating_pt"`` (lava-float); None: by target.
+
+    Returns:
+        NetworkActivity aligned with :func:`tcja_deploy.hardware.emulator.emulate` (backend ``"lava-sim"``),
+        ``extra``: ``{"lava_steps", "seconds", "lags", "pad", "delay_lines"}``.
+    """
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.source import RingBuffer
+
+    from tcja_deploy.hardware.emulator import input_payload
+
+    deploy_dir = Path(deploy_dir)
+    doc, graph = load_deploy(deploy_dir)
+    target = doc.get("target", "loihi2")
+    tag = select_tag or ("floating_pt" if target == "lava-float" else "fixed_pt")
+    segs, gates = doc["segments"], doc["gates"]
+    T = int(graph.meta["T"])
+    N = x.shape[1]
+    if x.shape[0] != T:
+        raise UserError(f"input has {x.shape[0]} time steps, the network {T}")
+    timing = plan_timing(graph, segs, gates)
+    lags = timing["lags"]
+    last_lag = max(lags.values())
+    steps = timing["pad"] + N * T + (last_lag - 1 - timing["pad"]) + 1
+    b = _Builder(deploy_dir, doc, graph, tag)
+
+    # ---- input
+    in_node = graph.nodes[graph.names[0]]
+    if isinstance(in_node, g.QInput):
+        payload = input_payload(x, in_node).numpy()  # [T, N, C, H, W]
+        in_bits = in_node.payload_bits
+    else:
+        payload = x.numpy().astype(np.float64)
+        in_bits = 32
+    seq = payload.transpose(1, 0, *range(2, payload.ndim)).reshape(N * T, *payload.shape[2:])  # [N·T, C, H, W]
+    first = graph.nodes[segs[0]["nodes"][0]]
+    if isinstance(first, g.Flatten):
+        seq = seq.reshape(N * T, -1)
+    data = np.zeros((steps,) + seq.shape[1:], dtype=np.int32 if tag == "fixed_pt" else np.float64)
+    data[timing["pad"]: timing["pad"] + N * T] = seq
+    data = np.moveaxis(data, 0, -1)  # time last
+    if data.ndim == 4:  # C, H, W, time → W, H, C, time
+        data = data.transpose(2, 1, 0, 3)
+    src = RingBuffer(data=data)
+    b.keep.append(src)
+    prev_port = src.s_out  # in Lava layout
+    prev_shape = seq.shape[1:]  # CHW / F
+
+    seg_layers: dict[str, tuple] = {}  # neuron node name → (out port WHC, shape CHW)
+    for k, seg in enumerate(segs):
+        if k in timing["delays"]:
+            prev_port = _delay_line(b, prev_port, prev_shape, timing["delays"][k], tag)
+        lag_in = lags[seg["layers"][0]] - 1
+        net_in_port, layer_ports = _segment(b, seg, k, tag, lag_in, in_bits if k == 0 else gates[k - 1]["payload_bits"])
+        # connect the previous output (CHW / flat) to the segment input (WHC / flat)
+        seg_in_shape = tuple(seg["input_shape"])
+        if k == 0:
+            prev_port.connect(net_in_port)
+        elif isinstance(graph.nodes[seg["nodes"][0]], g.Flatten):
+            prev_port.flatten().connect(net_in_port)
+        else:
+            prev_port.transpose([2, 1, 0]).connect(net_in_port)
+        for (syn, neuron, port, shape) in layer_ports:
+            seg_layers[neuron] = (port, shape)
+            b.probe(syn, port, lags[syn], shape, steps)
+        if k < len(gates):
+            gate = gates[k]
+            out_port, out_shape = layer_ports[-1][2], layer_ports[-1][3]
+            prev_port = _gate(b, graph, gate, out_port, out_shape, seg_layers, tag)
+            prev_shape = tuple(gate["x_shape"])
+            b.probe(gate["node"], prev_port, lags[gate["node"]], prev_shape, steps)
+
+    cfg = Loihi2SimCfg(select_tag=tag)
+    start = time.perf_counter()
+    src.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
+    recorded = {}
+    try:
+        for name, mon, port, lag, shape in b.probes:
+            data_ = mon.get_data()[port.process.name][port.name]  # [steps, *Lava shape]
+            arr = np.asarray(data_)
+            if len(shape) == 3 and arr.ndim == 4 and arr.shape[1:] != shape:
+                arr = arr.transpose(0, 3, 2, 1)  # WHC → CHW
+            arr = arr.reshape(steps, *shape)
+            idx = lag - 1  # monitor row of step `lag`
+            win = arr[idx: idx + N * T].reshape(N, T, *shape)
+            recorded[name] = np.moveaxis(win, 0, 1)  # [T, N, ...]
+    finally:
+        src.stop()
+    seconds = time.perf_counter() - start
+    return _activity(graph, recorded, payload, labels, N, tag, {
+        "lava_steps": steps, "seconds": seconds, "lags": lags, "pad": timing["pad"],
+        "delay_lines": timing["delays"], "select_tag": tag})
+
+
+def _segment(b: _Builder, seg: dict, k: int, tag: str, lag_in: int, in_bits: int):
+    """One trunk segment: NetX Network (fixed_pt) or float processes. Returns (input port, layer ports)."""
+    graph, T = b.graph, b.T
+    layer_ports = []
+    syn_names = seg["layers"]
+    neurons = [graph.names[graph.names.index(s) + 1] for s in syn_names]
+    if tag == "fixed_pt":
+        from lava.lib.dl.netx import hdf5
+
+        net = hdf5.Network(net_config=str(b.deploy / seg["file"]), input_message_bits=int(in_bits),
+                           reset_interval=T, reset_offset=lag_in % T)
+        b.nets.append(net)
+        b.keep.append(net)
+        if len(net.layers) != len(syn_names):
+            raise UserError(f"{b.deploy / seg['file']}: {len(net.layers)} NetX layers, graph.json lists {len(syn_names)}")
+        for j, (s, n) in enumerate(zip(syn_names, neurons)):
+            layer_ports.append((s, n, net.layers[j].out, tuple(b.shapes[n])))
+        return net.inp, layer_ports
+    return _float_segment(b, seg, lag_in, layer_ports, syn_names, neurons)
+
+
+def _float_segment(b: _Builder, seg: dict, lag_in: int, layer_ports, syn_names, neurons):
+    """A segment of a float graph as float Lava processes (Conv/Dense → LIFReset), WHC layout like NetX."""
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import Dense
+    from lava.proc.lif.process import LIFReset
+
+    graph, T = b.graph, b.T
+    first_in = None
+    prev_out, prev_shape = None, tuple(seg["input_shape"])
+    flatten_next = False
+    hop = 0
+    for name in seg["nodes"]:
+        node = graph.nodes[name]
+        if isinstance(node, g.Flatten):
+            flatten_next = True
+            continue
+        if isinstance(node, (g.Conv2d, g.Linear)):
+            hop += 1
+            neuron = graph.nodes[graph.names[graph.names.index(name) + 1]]
+            out_shape = tuple(b.shapes[name])
+            if isinstance(node, g.Conv2d):
+                w = np.asarray(node.weight, np.float64).transpose(0, 3, 2, 1)  # [Co, kx, ky, Ci/g]
+                syn = Conv(weight=w, input_shape=_whc(prev_shape), stride=node.stride, padding=node.padding,
+                           groups=node.groups, num_message_bits=24)
+                shape_l = _whc(out_shape)
+            else:
+                syn = Dense(weights=np.asarray(node.weight, np.float64), num_message_bits=24)
+                shape_l = out_shape
+            bias = 0 if neuron.bias is None else np.broadcast_to(np.asarray(neuron.bias, np.float64), shape_l).copy() \
+                if len(shape_l) == 1 else np.broadcast_to(np.asarray(neuron.bias, np.float64), shape_l).copy()
+            lif = LIFReset(shape=shape_l, du=neuron.du, dv=neuron.dv, vth=neuron.threshold, bias_mant=bias,
+                           reset_interval=T, reset_offset=(lag_in + hop) % T)
+            syn.a_out.connect(lif.a_in)
+            b.keep += [syn, lif]
+            if prev_out is None:
+                first_in = syn.s_in
+            elif flatten_next:
+                prev_out.transpose([2, 1, 0]).flatten().connect(syn.s_in)
+            else:
+                prev_out.connect(syn.s_in)
+            flatten_next = False
+            prev_out, prev_shape = lif.s_out, out_shape
+            layer_ports.append((name, graph.names[graph.names.index(name) + 1], lif.s_out, out_shape))
+    return first_in, layer_ports
+
+
+def _gate(b: _Builder, graph: g.Graph, gate: dict, x_port, x_shape, seg_layers: dict, tag: str):
+    """The gate process (and its squeeze conv when it squeezes the unpooled spikes); returns its out port."""
+    from lava.proc.conv.process import Conv
+
+    from tcja_deploy.hardware.lava_procs import TCJAGate
+    from tcja_deploy.conversion import gate_math
+
+    arrays = np.load(b.deploy / gate["file"])
+    qgate = gate_math.QuantizedGate.from_arrays(arrays)
+    gate_node = graph.nodes[gate["node"]]
+    if gate_node.squeeze_from:
+        c, h, w = gate["s_shape"]
+        proc = TCJAGate(gate=qgate, s_shape=(c,), x_shape=tuple(gate["x_shape"]))
+        s_port, s_shape = seg_layers[gate["squeeze_from"]]
+        squeeze = Conv(weight=np.ones((c, w, h, 1), dtype=np.int32 if tag == "fixed_pt" else np.float64),
+                       input_shape=(w, h, c), groups=c, num_message_bits=0)
+        s_port.connect(squeeze.s_in)
+        squeeze.a_out.reshape((c,)).connect(proc.s_in)
+        _port_to_chw(x_port, x_shape).connect(proc.x_in)
+        b.keep.append(squeeze)
+    else:
+        proc = TCJAGate(gate=qgate, s_shape=tuple(gate["s_shape"]))
+        _port_to_chw(x_port, x_shape).connect(proc.s_in)
+    b.keep.append(proc)
+    return proc.a_out
+
+
+def _delay_line(b: _Builder, port, shape, delay: int, tag: str):
+    """An identity DelaySparse: delays every value by 1 + ``delay`` steps (realigns the next gate's windows)."""
+    from scipy.sparse import identity
+
+    from lava.proc.sparse.process import DelaySparse
+
+    n = int(np.prod(shape))
+    eye = identity(n, format="csr", dtype=np.int32 if tag == "fixed_pt" else np.float64)
+    line = DelaySparse(weights=eye, delays=(eye * delay).astype(np.int32) if delay else 0, max_delay=max(delay, 1),
+                       num_message_bits=24)
+    port.flatten().connect(line.s_in)
+    b.keep.append(line)
+    return line.a_out.reshape(tuple(shape))
+
+
+def _activity(graph: g.Graph, recorded: dict, payload: np.ndarray, labels, N: int, tag: str, extra: dict):
+    from tcja_deploy.hardware.emulator import _payload_bits, _pool_weight, layer_plan
+
+    shapes = infer_shapes(graph)
+    plan = layer_plan(graph)
+    layers = []
+    prev = payload
+    fixed = tag == "fixed_pt"
+    for layer in plan:
+        out = recorded[layer["name"]]
+        graded_out = layer["kind"] == "gate"
+        out_arr = out.astype(np.int32 if fixed else np.float32) if graded_out else (out != 0).astype(np.uint8)
+        in_bits = _payload_bits(graph, layer["input_from"])
+        in_arr = prev if prev.ndim - 2 == len(shapes[layer["input_from"]]) else prev.reshape(prev.shape[:2] + (-1,))
+        in_arr = in_arr.astype(np.uint8) if in_bits == 0 else in_arr.astype(np.int32 if fixed else np.float32)
+        kw = {}
+        node = graph.nodes[layer["neuron"]]
+        if layer["kind"] == "gate":
+            src = node.squeeze_from or layer["input_from"]
+            c, h, w = shapes[src]
+            params = node.params if isinstance(node, g.QGate) else {"w_tla": node.w_tla, "w_cla": node.w_cla}
+            kw["gate"] = {"T": int(graph.meta["T"]), "C": c, "H": h, "W": w,
+                          "kernel_tla": int(np.asarray(params["w_tla"]).shape[-1]),
+                          "kernel_cla": int(np.asarray(params["w_cla"]).shape[-1]), "mode": node.mode,
+                          "squeeze_from": src}
+            kw["output_payload_bits"] = int(getattr(node, "payload_bits", 0))
+        else:
+            syn = graph.nodes[layer["synapse"]]
+            kw["weight"] = _pool_weight(syn, shapes[layer["input_from"]][0]) if layer["kind"] == "pool" \
+                else np.asarray(syn.weight)
+            kw["stride"], kw["padding"] = int(getattr(syn, "stride", 1)), int(getattr(syn, "padding", 0))
+        layers.append(LayerActivity(name=layer["name"], kind=layer["kind"], in_shape=tuple(shapes[layer["input_from"]]),
+                                    out_shape=tuple(shapes[layer["neuron"]]), input_spikes=in_arr,
+                                    output_spikes=out_arr, input_payload_bits=in_bits,
+                                    latency_steps=layer["latency_steps"], **kw))
+        prev = out
+    last = layers[-1].output_spikes.astype(np.float64)
+    vote_node = graph.nodes[graph.names[-1]]
+    scores = vote(torch.as_tensor(last), vote_node.voters).numpy()
+    labels = np.full(N, -1) if labels is None else np.asarray(labels)
+    return NetworkActivity(layers=layers, scores=scores, labels=labels, steps=int(extra["lava_steps"]),
+                           backend="lava-sim", extra=extra)
