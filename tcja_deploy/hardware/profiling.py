@@ -49,7 +49,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Protocol
+from typing import Any, Iterator, Optional, Protocol
 
 import numpy as np
 
@@ -57,7 +57,7 @@ from tcja_deploy import atomic
 from tcja_deploy.errors import UserError
 from tcja_deploy.hardware import energy as E
 from tcja_deploy.hardware.activity import NetworkActivity
-from tcja_deploy.hardware.ann_baseline import ANN_KEYS, ann_counts
+from tcja_deploy.hardware.ann_baseline import ann_counts
 from tcja_deploy.hardware.counters import COUNT_KEYS, NetworkCounts, count_network
 from tcja_deploy.hardware.resources import network_resources
 

@@ -3,7 +3,6 @@ neuron updates, firing rates, latency, Loihi 2 resources, the equivalent ANN."""
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from synthetic_activity import SyntheticBackend, synthetic_batches
@@ -116,9 +115,48 @@ def test_report_of_a_missing_profile(capsys, tmp_path):
     assert "profile.json" in _one_error_line(capsys)
 
 
+@pytest.fixture(scope="module")
+def tiny_deploy(tmp_path_factory):
+    """A random-weight conv → TCJA → pool → dense net, converted for loihi2 (graph.json + NetX + gate files)."""
+    import torch
+
+    from tcja_deploy.conversion.deploy import convert
+    from tcja_deploy.models import specs
+    from tcja_deploy.models.network import TCJASNN
+    from tcja_deploy.training.checkpoint import save_model
+
+    config = specs.ModelConfig(preset="tiny", input_shape=(2, 8, 8), T=4, num_classes=2, layers=(
+        specs.Conv(4), specs.BatchNorm(), specs.LIF(), specs.TCJAAttention(kernel_tla=2, kernel_cla=2),
+        specs.MaxPool(2), specs.Flatten(), specs.Linear(6), specs.LIF(), specs.Vote(3)))
+    torch.manual_seed(0)
+    model = TCJASNN(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() in (2, 4):
+                p.mul_(4.0)  # enough current that every layer spikes
+    root = tmp_path_factory.mktemp("tiny")
+    save_model(root / "run", model, {"preset": "tiny"})
+    convert(root / "run", root / "deploy", "loihi2", lava_samples=0)
+    return root / "deploy"
+
+
 @pytest.mark.slow
-def test_lava_and_emulator_give_identical_counts():
-    """Same samples through the bit-exact emulator and the Lava simulator → identical per-layer counts."""
-    pytest.importorskip("tcja_deploy.hardware.emulator")
-    pytest.importorskip("tcja_deploy.hardware.lava_sim")
-    pytest.skip("pending: needs a deploy directory fixture from the conversion stage")
+def test_lava_and_emulator_give_identical_counts(tiny_deploy):
+    """The same samples through the bit-exact emulator and the Lava simulator → identical per-layer counts."""
+    pytest.importorskip("lava.lib.dl.netx")
+    import numpy as np
+
+    from tcja_deploy.hardware.counters import COUNT_KEYS, count_network
+
+    rng = np.random.default_rng(0)
+    frames = (rng.random((4, 3, 2, 8, 8)) < 0.3).astype(np.float32)
+    labels = np.array([0, 1, 0])
+    emu = count_network(profiling.EmulatorBackend().run(tiny_deploy, frames, labels))
+    lava = count_network(profiling.LavaSimBackend().run(tiny_deploy, frames, labels))
+    assert [l.name for l in emu.layers] == [l.name for l in lava.layers]
+    assert emu.total["spikes"].sum() > 0
+    for le, ll in zip(emu.layers, lava.layers):
+        for k in COUNT_KEYS:
+            assert np.array_equal(le.counts[k], ll.counts[k]), (le.name, k)
+    assert np.array_equal(emu.predictions, lava.predictions)
+    assert emu.latency["pipeline_steps"] == lava.latency["pipeline_steps"]
