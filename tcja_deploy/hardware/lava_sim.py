@@ -14,7 +14,7 @@ The network is assembled from the deploy directory alone (``graph.json``, ``segm
 - the gate's windows are steps wT+1 … wT+T of Lava's clock: the source starts after enough empty
   steps that gate 0's first window is aligned, and where the hops between two gates are not a
   multiple of T an identity ``DelaySparse`` line re-aligns the next gate (a simulator artifact);
-- every layer's output is recorded with a ``Monitor``.
+- every layer's output is recorded with an ``Extractor`` (one array per step through a pipe).
 
 Lava delays every synaptic hop by one step, and a window gate by T steps; the runner knows each
 process's lag and shifts it out, so the returned :class:`NetworkActivity` is aligned in time exactly
@@ -57,18 +57,20 @@ class _Builder:
         self.deploy, self.doc, self.graph, self.tag = deploy, doc, graph, tag
         self.T = int(graph.meta["T"])
         self.shapes = infer_shapes(graph)
-        self.probes: list[tuple[str, object, object, int, tuple]] = []  # (layer name, monitor, port, lag, shape)
+        self.probes: list[tuple] = []  # (layer name, monitor, port, lag, shape CHW, port is WHC)
         self.monitors = []
         self.nets = []
         self.keep = []  # every process, so none is garbage collected before the run
 
-    def probe(self, name: str, port, lag: int, shape: tuple, num_steps: int):
-        from lava.proc.monitor.process import Monitor
+    def probe(self, name: str, port, lag: int, shape: tuple, num_steps: int, whc: bool):
+        """Record ``port`` every step with an ``Extractor`` (whole arrays through a pipe to this process;
+        a ``Monitor``'s Var is read back one value per message, far too slow for spike maps)."""
+        from lava.proc.io.extractor import Extractor
 
-        mon = Monitor()
-        mon.probe(port, num_steps)
-        self.probes.append((name, mon, port, lag, tuple(shape)))
-        self.monitors.append(mon)
+        ext = Extractor(shape=tuple(int(d) for d in port.shape), buffer_size=num_steps + 1)
+        port.connect(ext.in_port)
+        self.probes.append((name, ext, port, lag, tuple(shape), whc))
+        self.monitors.append(ext)
 
 
 def _align(lag: int, T: int) -> int:
@@ -206,23 +208,24 @@ def run_lava(deploy_dir: Path, x: torch.Tensor, labels: Optional[np.ndarray] = N
             prev_port.transpose([2, 1, 0]).connect(net_in_port)
         for (syn, neuron, port, shape) in layer_ports:
             seg_layers[neuron] = (port, shape)
-            b.probe(syn, port, lags[syn], shape, steps)
+            b.probe(syn, port, lags[syn], shape, steps, whc=len(shape) == 3)
         if k < len(gates):
             gate = gates[k]
             out_port, out_shape = layer_ports[-1][2], layer_ports[-1][3]
             prev_port = _gate(b, graph, gate, out_port, out_shape, seg_layers, tag)
             prev_shape = tuple(gate["x_shape"])
-            b.probe(gate["node"], prev_port, lags[gate["node"]], prev_shape, steps)
+            b.probe(gate["node"], prev_port, lags[gate["node"]], prev_shape, steps, whc=False)
 
-    cfg = Loihi2SimCfg(select_tag=tag)
+    from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+
+    cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map={Extractor: PyLoihiExtractorModel})
     start = time.perf_counter()
-    src.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
     recorded = {}
     try:
-        for name, mon, port, lag, shape in b.probes:
-            data_ = mon.get_data()[port.process.name][port.name]  # [steps, *Lava shape]
-            arr = np.asarray(data_)
-            if len(shape) == 3 and arr.ndim == 4 and arr.shape[1:] != shape:
+        src.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
+        for name, ext, port, lag, shape, whc in b.probes:
+            arr = np.stack([ext.receive() for _ in range(steps)])  # [steps, *Lava shape]
+            if whc:
                 arr = arr.transpose(0, 3, 2, 1)  # WHC → CHW
             arr = arr.reshape(steps, *shape)
             idx = lag - 1  # monitor row of step `lag`
@@ -338,8 +341,7 @@ def _delay_line(b: _Builder, port, shape, delay: int, tag: str):
 
     n = int(np.prod(shape))
     eye = identity(n, format="csr", dtype=np.int32 if tag == "fixed_pt" else np.float64)
-    line = DelaySparse(weights=eye, delays=(eye * delay).astype(np.int32) if delay else 0, max_delay=max(delay, 1),
-                       num_message_bits=24)
+    line = DelaySparse(weights=eye, delays=int(delay), max_delay=int(delay), num_message_bits=24)
     port.flatten().connect(line.s_in)
     b.keep.append(line)
     return line.a_out.reshape(tuple(shape))

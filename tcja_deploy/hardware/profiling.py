@@ -89,6 +89,19 @@ class Backend(Protocol):
         ...
 
 
+def prepare_backend(backend: Backend) -> None:
+    """Call the backend's optional ``prepare()`` (imports that must precede the progress bar)."""
+    prepare = getattr(backend, "prepare", None)
+    if callable(prepare):
+        prepare()
+
+
+def import_lava_runtime() -> None:
+    """Import Lava's runtime first: it calls ``multiprocessing.set_start_method('fork')`` on import, which
+    fails once anything (a tqdm progress bar's lock) has fixed the start method."""
+    import lava.magma.runtime.runtime  # noqa: F401
+
+
 def load_graph(deploy_dir: Path):
     """The converted graph of a deploy directory (``graph.json``)."""
     from tcja_deploy.conversion.graph import Graph
@@ -131,7 +144,9 @@ class LavaSimBackend:
     name: str = "lava-sim"
     chunk_size: int = 4
     default_samples: Optional[int] = 32
-    run_cfg: Any = None  # reserved for Loihi 2 (a Loihi2HwCfg with profiler callbacks)
+
+    def prepare(self) -> None:
+        import_lava_runtime()
 
     def run(self, deploy_dir: Path, frames: np.ndarray, labels: np.ndarray) -> NetworkActivity:
         import torch
@@ -167,6 +182,9 @@ class Loihi2Backend:
     name: str = "loihi2"
     chunk_size: int = 1
     default_samples: Optional[int] = 32
+
+    def prepare(self) -> None:
+        import_lava_runtime()
 
     def check(self) -> None:
         missing = lava_loihi_missing()
@@ -517,6 +535,7 @@ def profile_batches(batches: Iterator[tuple[np.ndarray, np.ndarray]], backend: B
     out_dir.mkdir(parents=True, exist_ok=True)
     acc = ProfileAccumulator(profiles=profiles)
     doc: Optional[dict] = None
+    prepare_backend(backend)
     bar = tqdm(total=total, unit="sample", desc=f"profile ({backend.name})", disable=not progress, file=sys.stderr)
     try:
         for frames, labels in batches:

@@ -110,7 +110,7 @@ def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
          f"steps ({lat['input_steps']} input + {lat['pipeline_steps']} pipeline, "
          f"of which {lat['window_gate_steps']} gate window)"),
         ("input events", fmt_pm(t["input_events"]), "per inference"),
-        ("spikes (all layers)", fmt_pm(t["spikes"]), "per inference"),
+        ("spikes + graded messages (all layers)", fmt_pm(t["spikes"]), "per inference"),
         ("firing rate (neuron layers)", f"{100 * doc['total']['firing_rate']['mean']:.2f} %",
          "spikes / neuron / step"),
         ("graded messages", fmt_pm(t["graded_messages"]), f"{fmt_num(t['payload_bits']['mean'])} payload bits"),

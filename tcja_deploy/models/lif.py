@@ -7,16 +7,29 @@ The neuron is Norse's current-based LIF (``lif_feed_forward_step``), which is Lo
 
 Time constants are in time steps. τ_syn = 1 clears the current every step, which gives the reference
 code's LIF (SpikingJelly ``LIFNode(tau=2)``, decay_input, hard reset to 0).
+
+Two implementations of the same math:
+
+- ``"fused"`` (default): :func:`lif_window`, one autograd node for the whole window. The forward loop
+  does Norse's float operations in Norse's order (spikes are bit-identical); the backward is the
+  hand-derived adjoint of Norse's step, surrogate and reset gradient included (equal to autograd's
+  to float rounding, ≈1e-7). It saves one tensor (the pre-reset voltage) instead of ~10 per step and
+  avoids the O(T²) gradient accumulation of indexing ``x[t]`` in a Python loop.
+- ``"norse"``: ``norse.torch.LIF`` itself (also used for threshold methods the fused path lacks).
+
+See ``bench/NOTES.md`` for the measurements.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Tuple
 
 import torch
 from norse.torch import LIF as NorseLIF
 from norse.torch import LIFParameters
-from torch import nn
+from torch import Tensor, nn
 
 
 @dataclass(frozen=True)
@@ -27,7 +40,7 @@ class LIFConfig:
     tau_syn: float = 1.0
     v_th: float = 1.0
     surrogate: str = "super"  # a Norse threshold method: super, tanh, triangle, circ, heavi_erfc
-    alpha: float = 10.0  # surrogate sharpness (Norse's alpha)
+    alpha: float = 10.0  # surrogate sharpness (Norse's alpha; Norse's "super" ignores it)
 
     def norse_parameters(self) -> LIFParameters:
         return LIFParameters(
@@ -41,17 +54,156 @@ class LIFConfig:
         )
 
 
+FUSED_SURROGATES = ("super", "tanh", "triangle", "circ", "heavi_erfc")
+
+
+@dataclass(frozen=True)
+class _StepConstants:
+    """Norse's per-step scalars, rounded to float32 as Norse's 0-d parameter tensors are (dt = 1).
+
+    a = dt·τ_mem⁻¹, nb = −dt·τ_syn⁻¹, plus v_leak, v_th, v_reset and the surrogate's alpha.
+    """
+
+    a: float
+    nb: float
+    v_leak: float
+    v_th: float
+    v_reset: float
+    alpha: float
+
+    @classmethod
+    def of(cls, p: LIFParameters, dt: float) -> "_StepConstants":
+        f32 = lambda t: float(torch.as_tensor(t, dtype=torch.float32))  # noqa: E731
+        return cls(a=f32(dt * torch.as_tensor(p.tau_mem_inv)), nb=f32(-dt * torch.as_tensor(p.tau_syn_inv)),
+                   v_leak=f32(p.v_leak), v_th=f32(p.v_th), v_reset=f32(p.v_reset), alpha=f32(p.alpha))
+
+
+@torch.jit.script
+def _lif_forward_loop(x: Tensor, a: float, nb: float, v_leak: float, v_th: float, v_reset: float) -> Tensor:
+    """Pre-reset voltages v_d [T, ...] of Norse's ``lif_feed_forward_step`` from zero state.
+
+    Per step, Norse computes (float ops in this order):
+        i_n = i + x;  v_d = v + a·((v_leak − v) + i_n);  i = i_n + nb·i_n;
+        z = (v_d − v_th > 0);  v = (1 − z)·v_d + z·v_reset.
+    Here, exactly equal for finite values (up to the sign of zeros, which no later value or spike sees):
+    with τ_syn = 1 (nb = −1) the current is exactly 0 after each step, so i_n = x;
+    (0 − v) + i_n = i_n − v; v_d − v_th > 0 ⟺ v_d > v_th (IEEE subtraction with subnormals);
+    and the reset is a select.
+    """
+    vd = torch.empty_like(x)
+    v = torch.zeros_like(x[0])
+    i = torch.zeros_like(x[0])
+    carry = nb != -1.0
+    for t in range(x.shape[0]):
+        if carry:
+            i_n = i + x[t]
+            i = i_n + nb * i_n
+        else:
+            i_n = x[t]
+        if v_leak == 0.0:
+            d = i_n - v
+        else:
+            d = (v_leak - v) + i_n
+        d.mul_(a)
+        out = vd[t]
+        torch.add(v, d, out=out)
+        v = torch.where(out > v_th, v_reset, out)
+    return vd
+
+
+@torch.jit.script
+def _lif_backward_loop(h: Tensor, k: Tensor, a: float, nb: float) -> Tensor:
+    """Adjoint recurrence, in place on h: g_vd[t] = h[t] + k[t]·g_vd[t+1]; then g_x = a·g_vd (+ current carry)."""
+    T = h.shape[0]
+    for t in range(T - 2, -1, -1):
+        h[t].addcmul_(h[t + 1], k[t])
+    h.mul_(a)
+    if nb != -1.0:
+        for t in range(T - 2, -1, -1):
+            h[t].add_(h[t + 1], alpha=1.0 + nb)
+    return h
+
+
+def surrogate_derivative(u: Tensor, method: str, alpha: float) -> Tensor:
+    """d spike / d u of Norse's threshold ``method`` at u = v_d − v_th (its backward with dy = 1)."""
+    if method == "super":  # norse SuperSpike: dy / (|u| + 1)²  (alpha unused by Norse)
+        return 1.0 / (u.abs() + 1.0).pow(2)
+    if method == "tanh":
+        return 1 - (u * alpha).tanh().pow(2)
+    if method == "triangle":
+        return alpha * torch.relu(1 - u.abs())
+    if method == "circ":
+        r = alpha**2 + u.pow(2)
+        return (-(u.pow(2) / (2 * r.pow(1.5))) + 1 / (2 * r.sqrt())) * 2 * alpha
+    if method == "heavi_erfc":
+        return (2 * torch.exp(-(alpha * u).pow(2))) / math.sqrt(math.pi)
+    raise ValueError(f"no fused surrogate for {method!r}; fused ones: {', '.join(FUSED_SURROGATES)}")
+
+
+class _LIFWindow(torch.autograd.Function):
+    """[T, ...] input current → [T, ...] spikes; backward = adjoint of Norse's step (BPTT)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, c: _StepConstants, method: str) -> Tensor:  # type: ignore[override]
+        vd = _lif_forward_loop(x, c.a, c.nb, c.v_leak, c.v_th, c.v_reset)
+        spikes = (vd > c.v_th).to(x.dtype)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(vd)
+            ctx.c, ctx.method = c, method
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_spikes: Tensor):  # type: ignore[override]
+        (vd,) = ctx.saved_tensors
+        c: _StepConstants = ctx.c
+        u = vd - c.v_th
+        s = surrogate_derivative(u, ctx.method, c.alpha)
+        # Per step (g: dL/d·):  g_z = g_out + g_v·(v_reset − v_d);  g_vd = g_v·(1 − z) + g_z·s;
+        # g_v(prev) = (1 − a)·g_vd;  g_i_n = a·g_vd + (1 + nb)·g_i_n(next);  g_x = g_i_n.
+        # So g_vd[t] = h[t] + k[t]·g_vd[t+1] with h = g_out·s, k = (1 − a)·((1 − z) + (v_reset − v_d)·s).
+        r = (c.v_reset - vd).mul_(s)
+        k = torch.where(u > 0, r, r + 1.0).mul_(1.0 - c.a)
+        h = grad_spikes * s
+        return _lif_backward_loop(h, k, c.a, c.nb), None, None
+
+
+def lif_window(x: Tensor, p: LIFParameters, dt: float = 1.0) -> Tensor:
+    """Spikes [T, ...] of Norse's LIF over a window of input currents [T, ...], starting from rest.
+
+    Same spikes as ``norse.torch.LIF(p, dt=dt)(x)[0]`` and the same gradients (to float rounding).
+    ``p.v_leak`` must be 0 as in our models' initial state (v starts at v_leak in Norse); computes in
+    ``x``'s dtype promoted with float32, as Norse's float32 state does.
+    """
+    if p.method not in FUSED_SURROGATES:
+        raise ValueError(f"no fused LIF for threshold method {p.method!r}; fused ones: {', '.join(FUSED_SURROGATES)}")
+    c = _StepConstants.of(p, dt)
+    if c.v_leak != 0.0:
+        raise ValueError("lif_window starts from v = 0, which is Norse's rest state only when v_leak = 0")
+    x = x.to(torch.promote_types(x.dtype, torch.float32))
+    return _LIFWindow.apply(x, c, p.method)
+
+
 class LIFSequence(nn.Module):
     """Norse LIF over a window: [T, N, ...] input current → [T, N, ...] spikes in {0, 1}.
 
     State starts at zero for every call (each sample is an independent window).
+
+    Args:
+        config: neuron parameters.
+        implementation: ``"fused"`` (:func:`lif_window`, default; falls back to Norse for threshold
+            methods it lacks) or ``"norse"`` (``norse.torch.LIF``). Same spikes and gradients.
     """
 
-    def __init__(self, config: LIFConfig = LIFConfig()):
+    def __init__(self, config: LIFConfig = LIFConfig(), implementation: str = "fused"):
         super().__init__()
+        if implementation not in ("fused", "norse"):
+            raise ValueError(f"unknown LIF implementation {implementation!r}; choose fused or norse")
         self.config = config
+        self.implementation = implementation
         self.lif = NorseLIF(p=config.norse_parameters(), dt=1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.implementation == "fused" and self.config.surrogate in FUSED_SURROGATES:
+            return lif_window(x, self.lif.p, self.lif.dt)
         spikes, _ = self.lif(x)
         return spikes

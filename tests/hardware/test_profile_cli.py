@@ -154,7 +154,7 @@ def test_lava_and_emulator_give_identical_counts(tiny_deploy):
     emu = count_network(profiling.EmulatorBackend().run(tiny_deploy, frames, labels))
     lava = count_network(profiling.LavaSimBackend().run(tiny_deploy, frames, labels))
     assert [l.name for l in emu.layers] == [l.name for l in lava.layers]
-    assert emu.total["spikes"].sum() > 0
+    assert all(l.counts["spikes"].sum() > 0 for l in emu.layers), "a silent layer makes the comparison weak"
     for le, ll in zip(emu.layers, lava.layers):
         for k in COUNT_KEYS:
             assert np.array_equal(le.counts[k], ll.counts[k]), (le.name, k)

@@ -1,55 +1,12 @@
-"""A tiny, learnable fake dataset standing in for the registry in training tests."""
+"""Fixtures of the training tests."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 import torch
-from torch.utils.data import Dataset
 
 from tcja_deploy.training import data as training_data
-
-FAKE_SHAPE = (2, 8, 8)
-NUM_CLASSES = 10
-
-
-class FakeFrames(Dataset):
-    """``n`` samples ([T, 2, 8, 8] float32 spikes, label): class k fires mostly in row k % 8 of channel k // 8.
-
-    Deterministic in (index, split); ``augment`` flips frames left-right with torch's global generator.
-    """
-
-    def __init__(self, n: int, T: int, split: int, augment: bool = False):
-        self.n, self.T, self.augment = n, T, augment
-        g = torch.Generator().manual_seed(1000 + split)
-        self.labels = torch.arange(n) % NUM_CLASSES
-        base = torch.full((n, T, *FAKE_SHAPE), 0.05)
-        for i, k in enumerate(self.labels.tolist()):
-            base[i, :, min(k // 8, 1), k % 8, :] = 0.9
-        self.frames = (torch.rand(base.shape, generator=g) < base).float()
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int):
-        x = self.frames[i]
-        if self.augment and torch.rand(()) < 0.5:
-            x = x.flip(-1)
-        return x, int(self.labels[i])
-
-
-@dataclass
-class FakePair:
-    train: Dataset
-    test: Dataset
-    input_shape: tuple[int, int, int]
-    num_classes: int
-    name: str
-
-
-def fake_get_dataset(name: str, T: int, data_dir=None, augment=None, download=False, seed=0, workers=0) -> FakePair:
-    return FakePair(FakeFrames(48, T, 0, bool(augment)), FakeFrames(20, T, 1), FAKE_SHAPE, NUM_CLASSES, name)
+from train_fakes import fake_get_dataset
 
 
 @pytest.fixture
@@ -63,3 +20,12 @@ def fake_data(monkeypatch):
 
     monkeypatch.setattr(training_data, "get_dataset", get)
     return calls
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one intra-op thread is as fast as two, and far faster when other jobs share the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

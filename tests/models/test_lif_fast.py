@@ -1,0 +1,86 @@
+"""The fused LIF (``lif_window``) against ``norse.torch.LIF``: same spikes, same gradients to 1e-6."""
+
+import pytest
+import torch
+from norse.torch import LIF as NorseLIF
+
+from tcja_deploy.models.lif import FUSED_SURROGATES, LIFConfig, LIFSequence, lif_window
+
+
+def norse_and_fused(x: torch.Tensor, config: LIFConfig, weight: torch.Tensor):
+    """(spikes, d(Σ weight·spikes)/dx) for Norse's LIF and the fused one, on copies of x."""
+    results = []
+    for run in (lambda t: NorseLIF(p=config.norse_parameters(), dt=1.0)(t)[0],
+                lambda t: lif_window(t, config.norse_parameters(), 1.0)):
+        xx = x.detach().clone().requires_grad_()
+        spikes = run(xx)
+        (spikes * weight).sum().backward()
+        results.append((spikes.detach(), xx.grad))
+    return results
+
+
+CONFIGS = [
+    LIFConfig(),  # the models' neuron: tau_mem 2, tau_syn 1
+    LIFConfig(tau_mem=3.0, tau_syn=1.0, v_th=0.7),  # decay not a power of two
+    LIFConfig(tau_mem=4.0, tau_syn=2.0),  # current carried over steps (CUBA)
+    LIFConfig(tau_mem=1.5, tau_syn=5.0, v_th=1.3),
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"mem{c.tau_mem}-syn{c.tau_syn}-th{c.v_th}")
+@pytest.mark.parametrize("shape", [(25, 3, 40), (8, 2, 3, 5, 4)])
+def test_fused_lif_equals_norse(config, shape):
+    torch.manual_seed(len(shape) + int(10 * config.tau_mem))
+    x = torch.randn(*shape) * 1.5 + 0.6
+    weight = torch.randn(*shape)
+    (ref_s, ref_g), (s, g) = norse_and_fused(x, config, weight)
+    assert torch.equal(s, ref_s)
+    assert 0.05 < s.mean() < 0.95  # spikes and silences both tested
+    assert torch.allclose(g, ref_g, atol=1e-6, rtol=1e-6), (g - ref_g).abs().max()
+
+
+@pytest.mark.parametrize("method", FUSED_SURROGATES)
+def test_fused_lif_surrogates(method):
+    torch.manual_seed(1)
+    config = LIFConfig(tau_mem=2.0, tau_syn=1.0, surrogate=method, alpha=2.0)
+    x = torch.randn(30, 4, 50) * 1.5 + 0.6
+    (ref_s, ref_g), (s, g) = norse_and_fused(x, config, torch.randn(30, 4, 50))
+    assert torch.equal(s, ref_s)
+    assert ref_g.abs().max() > 0
+    assert torch.allclose(g, ref_g, atol=1e-6, rtol=1e-6), (g - ref_g).abs().max()
+
+
+def test_fused_lif_float64_and_threshold_ties():
+    """float64 stays float64 (as in Norse); an input that lands exactly on v_th does not spike (v > v_th)."""
+    config = LIFConfig()
+    x = torch.tensor([2.0, 1.0, 2.0, 0.0, 3.0], dtype=torch.float64).reshape(5, 1)  # v_d = 1.0 exactly at t=0
+    (ref_s, ref_g), (s, g) = norse_and_fused(x, config, torch.ones(5, 1, dtype=torch.float64))
+    assert s.dtype == ref_s.dtype == torch.float64
+    assert s[0, 0] == 0 and torch.equal(s, ref_s)
+    assert torch.allclose(g, ref_g, atol=1e-12, rtol=1e-9)
+
+
+def test_lif_sequence_implementations_agree_in_a_network():
+    """Gradients reach the weights before the LIF identically with either implementation."""
+    torch.manual_seed(3)
+    x = torch.rand(12, 4, 30)
+    grads = []
+    for impl in ("fused", "norse"):
+        torch.manual_seed(4)
+        lin = torch.nn.Linear(30, 20)
+        out = LIFSequence(LIFConfig(), implementation=impl)(lin(x) * 2)
+        out.mean().backward()
+        grads.append((out.detach(), lin.weight.grad))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-6, rtol=1e-5)
+
+
+def test_no_grad_and_fallback():
+    x = torch.rand(5, 2, 3) * 3
+    with torch.no_grad():
+        s = LIFSequence()(x)
+    assert not s.requires_grad and s.shape == x.shape
+    heavi = LIFSequence(LIFConfig(surrogate="heaviside"))  # no fused path: Norse runs it
+    assert torch.equal(heavi(x), LIFSequence(implementation="norse")(x))
+    with pytest.raises(ValueError):
+        LIFSequence(implementation="cuda")
