@@ -39,8 +39,8 @@ _MAX = 1 << (STATE_BITS - 1)
 
 # ------------------------------------------------------------------------------- integer primitives
 def trunc_shift12(x: torch.Tensor) -> torch.Tensor:
-    """sign(x)·(|x| >> 12) for int64 x (rounding toward zero)."""
-    return torch.sign(x) * (torch.abs(x) >> 12)
+    """sign(x)·(|x| >> 12) for int64 x (rounding toward zero, as Lava and slayer's right_shift_to_zero)."""
+    return torch.div(x, 4096, rounding_mode="trunc")
 
 
 def wrap_current(u: torch.Tensor) -> torch.Tensor:
@@ -72,21 +72,37 @@ def cuba_fixed(a: torch.Tensor, i_decay: int, v_decay: int, vth_mant: int,
     return out
 
 
-def qconv(p: torch.Tensor, weight: np.ndarray, stride: int, padding: int, groups: int) -> torch.Tensor:
-    """Integer conv of payloads [T, N, C, H, W] (integer-valued) → int64 sums wrapped at 24 bits.
+def _exact_dtype(weight: np.ndarray, p_max: float, device: torch.device) -> torch.dtype:
+    """float32 on CPU when every partial sum Σ|w|·p stays below 2²³ (exact with a bit to spare), else
+    float64 (exact below 2⁵³). GPUs always get float64: cuDNN's fast float32 algorithms (Winograd, FFT,
+    TF32) are not exact on integers."""
+    if device.type != "cpu":
+        return torch.float64
+    w = np.abs(np.asarray(weight, dtype=np.float64)).reshape(np.asarray(weight).shape[0], -1)
+    return torch.float32 if float(w.sum(1).max()) * p_max < (1 << 23) else torch.float64
 
-    float64 accumulation is exact: every partial sum is an integer far below 2⁵³.
+
+def qconv(p: torch.Tensor, weight: np.ndarray, stride: int, padding: int, groups: int) -> torch.Tensor:
+    """Integer conv of payloads [T, N, C, H, W] (integer-valued, ≥ 0) → int64 sums wrapped at 24 bits.
+
+    The float accumulation is exact (see :func:`_exact_dtype`).
     """
-    w = torch.as_tensor(np.asarray(weight), dtype=torch.float64, device=p.device)
+    p_max = float(p.max()) if p.numel() else 0.0
+    dt = _exact_dtype(weight, p_max, p.device)
+    w = torch.as_tensor(np.asarray(weight), dtype=dt, device=p.device)
     T, N = p.shape[:2]
-    y = F.conv2d(p.reshape(T * N, *p.shape[2:]).to(torch.float64), w, stride=stride, padding=padding, groups=groups)
-    return signed_clamp24(y.reshape(T, N, *y.shape[1:]).round().to(torch.int64))
+    y = F.conv2d(p.reshape(T * N, *p.shape[2:]).to(dt), w, stride=stride, padding=padding, groups=groups)
+    y = y.reshape(T, N, *y.shape[1:]).round().to(torch.int64)
+    if y.numel() and int(y.abs().max()) >= _MAX:
+        y = signed_clamp24(y)
+    return y
 
 
 def qlinear(p: torch.Tensor, weight: np.ndarray) -> torch.Tensor:
     """Integer dense sums of payloads [T, N, in] → int64 [T, N, out] (no wrap, as Lava's Dense)."""
-    w = torch.as_tensor(np.asarray(weight), dtype=torch.float64, device=p.device)
-    return (p.to(torch.float64) @ w.T).round().to(torch.int64)
+    dt = _exact_dtype(weight, float(p.max()) if p.numel() else 0.0, p.device)
+    w = torch.as_tensor(np.asarray(weight), dtype=dt, device=p.device)
+    return (p.to(dt) @ w.T).round().to(torch.int64)
 
 
 def input_payload(x: torch.Tensor, node: g.QInput) -> torch.Tensor:

@@ -49,7 +49,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Optional, Protocol
+from typing import Iterator, Optional, Protocol
 
 import numpy as np
 
@@ -97,9 +97,25 @@ def prepare_backend(backend: Backend) -> None:
 
 
 def import_lava_runtime() -> None:
-    """Import Lava's runtime first: it calls ``multiprocessing.set_start_method('fork')`` on import, which
-    fails once anything (a tqdm progress bar's lock) has fixed the start method."""
-    import lava.magma.runtime.runtime  # noqa: F401
+    """Import Lava's runtime safely.
+
+    Lava calls ``multiprocessing.set_start_method('fork')`` when its runtime is imported, which raises
+    once anything has fixed the start method (a tqdm progress bar's lock does). Where it is already
+    fixed, the import runs with that call forced (fork is Linux's default anyway).
+    """
+    import multiprocessing as mp
+
+    if "lava.magma.runtime.runtime" in sys.modules:
+        return
+    if mp.get_start_method(allow_none=True) is None:
+        import lava.magma.runtime.runtime  # noqa: F401
+        return
+    original = mp.set_start_method
+    mp.set_start_method = lambda method, force=False: original(method, force=True)
+    try:
+        import lava.magma.runtime.runtime  # noqa: F401
+    finally:
+        mp.set_start_method = original
 
 
 def load_graph(deploy_dir: Path):
@@ -151,6 +167,7 @@ class LavaSimBackend:
     def run(self, deploy_dir: Path, frames: np.ndarray, labels: np.ndarray) -> NetworkActivity:
         import torch
 
+        import_lava_runtime()
         from tcja_deploy.hardware.lava_sim import run_lava
 
         out = run_lava(Path(deploy_dir), torch.from_numpy(np.ascontiguousarray(frames)), labels=labels)

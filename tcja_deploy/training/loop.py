@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from tcja_deploy import atomic
 from tcja_deploy.errors import UserError
+from tcja_deploy.models.lif import LIFSequence
 from tcja_deploy.models.network import TCJASNN, rate_loss
 from tcja_deploy.training import checkpoint
 from tcja_deploy.training.config import TrainConfig
@@ -175,12 +176,25 @@ def summarize(plan: RunPlan, history: list[dict[str, Any]], amp: bool) -> dict[s
     }
 
 
+#: torch.compile backend of ``--compile`` (tests swap in "eager" to trace without generating code).
+COMPILE_BACKEND = "inductor"
+
+
 def _compiled(model: TCJASNN, enabled: bool) -> torch.nn.Module:
+    """``torch.compile(model)`` when ``enabled``, with the Norse LIF layers left to run eagerly.
+
+    Dynamo cannot trace Norse 1.1's LIF step (it fails to guard its ``LIFParameters`` namedtuple), so each
+    LIF layer is a graph break: convolutions, BatchNorm, pooling, TCJA and linears are compiled between
+    them. The wrapper shares ``model``'s parameters; checkpoints keep saving ``model.state_dict()``.
+    """
     if not enabled:
         return model
+    for module in model.modules():
+        if isinstance(module, LIFSequence):
+            module.forward = torch._dynamo.disable(module.forward)  # type: ignore[method-assign]
     try:
-        return torch.compile(model)  # type: ignore[return-value]
-    except RuntimeError as e:  # e.g. "Windows not yet supported", Python version unsupported
+        return torch.compile(model, backend=COMPILE_BACKEND)  # type: ignore[return-value]
+    except RuntimeError as e:  # e.g. a Python version torch.compile does not support
         raise UserError(f"--compile: torch.compile is unavailable here ({e}); run without --compile") from None
 
 

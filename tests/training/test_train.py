@@ -260,3 +260,16 @@ def test_resume_of_a_missing_dir_or_config_is_refused(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     rc, err = run_cli(["--resume", str(tmp_path / "empty")], capsys)
     assert rc == 2 and "config.json" in err
+
+
+def test_compile_traces_a_tiny_run(fake_data, tmp_path, monkeypatch):
+    # Dynamo's tracing (where Norse's LIF needs a graph break) with the "eager" backend; inductor's code
+    # generation itself takes minutes on 2 CPU cores and is left to GPU runs.
+    monkeypatch.setattr(loop, "COMPILE_BACKEND", "eager")
+    compiled = quiet(tiny(tmp_path / "compiled", compile=True, epochs=1))
+    plain = quiet(tiny(tmp_path / "plain", epochs=1))
+    assert compiled["compile"] is True and plain["compile"] is False
+    assert compiled["test_accuracy"] == plain["test_accuracy"]
+    assert compiled["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
+    weights = load_file(str(tmp_path / "compiled" / "model.safetensors"))
+    assert not any("_orig_mod" in k for k in weights) and checkpoint.load_model(tmp_path / "compiled")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +17,10 @@ class FakeFrames(Dataset):
     """``n`` samples ([T, 2, 16, 16] float32 spikes, label): class k fires mostly in rows 2(k % 8), 2(k % 8)+1 of channel k // 8.
 
     Deterministic in (index, split); ``augment`` flips frames left-right with torch's global generator.
+    ``delay`` (seconds, class-wide) slows every item down without changing it.
     """
+
+    delay = 0.0
 
     def __init__(self, n: int, T: int, split: int, augment: bool = False):
         self.n, self.T, self.augment = n, T, augment
@@ -31,6 +35,8 @@ class FakeFrames(Dataset):
         return self.n
 
     def __getitem__(self, i: int):
+        if self.delay:
+            time.sleep(self.delay)
         x = self.frames[i]
         if self.augment and torch.rand(()) < 0.5:
             x = x.flip(-1)
