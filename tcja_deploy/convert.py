@@ -26,11 +26,24 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_device(name: str) -> None:
+    """A one-line UserError for a device torch does not know or this machine lacks."""
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UserError(f"--device {name!r}: not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name!r}: CUDA is not available on this machine")
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.target not in TARGETS:
         raise UserError(f"--target {args.target!r}: unknown target; choose one of: {', '.join(TARGETS)}")
+    check_device(args.device)
     from tcja_deploy.conversion import fidelity
     from tcja_deploy.conversion.deploy import convert
 

@@ -79,29 +79,34 @@ def synchronize(device: str) -> None:
 
 
 def time_interleaved(fns: dict[str, Callable[[], Any]], repeats: int, device: str = "cpu",
-                     warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds per call of each function, alternating the functions every repetition.
+                     warmup: int = 2) -> dict[str, dict[str, list[float]]]:
+    """Wall and process-CPU seconds per call of each function, alternating the functions every repetition.
 
-    Each function runs ``warmup`` untimed calls first (in the same alternation).
+    Each function runs ``warmup`` untimed calls first (in the same alternation). Returns
+    ``{name: {"wall": [...], "cpu": [...]}}``; CPU time (all threads of this process) is less
+    sensitive than wall time to other jobs on a shared machine.
     """
     for _ in range(warmup):
         for fn in fns.values():
             fn()
             synchronize(device)
-    times: dict[str, list[float]] = {k: [] for k in fns}
+    times: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
             synchronize(device)
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
             synchronize(device)
-            times[k].append(time.perf_counter() - t0)
+            times[k]["wall"].append(time.perf_counter() - t0)
+            times[k]["cpu"].append(time.process_time() - c0)
     return times
 
 
-def summarize(times: list[float]) -> dict[str, float]:
-    """median / min / max / count of a list of seconds."""
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "n": len(times)}
+def summarize(times: dict[str, list[float]]) -> dict[str, Any]:
+    """median / min / max of wall seconds, median CPU seconds, and the raw lists."""
+    wall, cpu = times["wall"], times["cpu"]
+    return {"median_s": statistics.median(wall), "min_s": min(wall), "max_s": max(wall), "n": len(wall),
+            "cpu_median_s": statistics.median(cpu), "wall_s": wall, "cpu_s": cpu}
 
 
 # ----------------------------------------------------------------------------------------------- memory

@@ -352,18 +352,16 @@ def run(opts: common.BenchOptions) -> dict[str, Any]:
 
     peer = "spikingjelly" if "spikingjelly" in impls else impls[-1]
     sps = {impl: case["batch"] / timing[impl]["median_s"] for impl in impls}
-    rows = [common.ratio_row("train step", "samples/s", sps["ours"], sps[peer], peer, "higher")]
-    rows.append(common.ratio_row("train step", "s/step (median)", timing["ours"]["median_s"],
-                                 timing[peer]["median_s"], peer, "lower"))
-    if memory:
-        rows.append(common.ratio_row("peak step memory", "MiB", common.mib(memory.get("ours")),
-                                     common.mib(memory.get(peer)), peer, "lower"))
-    for impl in impls:
-        if impl not in ("ours", peer):
-            rows.append(common.ratio_row("train step", "samples/s", sps["ours"], sps[impl], impl, "higher"))
-            if memory:
-                rows.append(common.ratio_row("peak step memory", "MiB", common.mib(memory.get("ours")),
-                                             common.mib(memory.get(impl)), impl, "lower"))
+    rows = []
+    for other in [peer] + [i for i in impls if i not in ("ours", peer)]:
+        rows.append(common.ratio_row("train step", "samples/s", sps["ours"], sps[other], other, "higher"))
+        rows.append(common.ratio_row("train step wall", "s/step", timing["ours"]["median_s"],
+                                     timing[other]["median_s"], other, "lower"))
+        rows.append(common.ratio_row("train step CPU", "s/step", timing["ours"]["cpu_median_s"],
+                                     timing[other]["cpu_median_s"], other, "lower"))
+        if memory:
+            rows.append(common.ratio_row("peak step memory", "MiB", common.mib(memory.get("ours")),
+                                         common.mib(memory.get(other)), other, "lower"))
     return {
         "size": {"name": size, **case, "input_shape": list(config.input_shape), "preset": PRESET,
                  "sj_backend": sj_backend(opts.device)},

@@ -15,8 +15,8 @@ Deploy directory (written in a temporary folder next to ``--out`` and renamed wh
 from __future__ import annotations
 
 import json
+import os
 import time
-import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -122,7 +122,8 @@ def write_gates(out: Path, graph: g.Graph, gate_list: list[dict]) -> None:
 
 # ---------------------------------------------------------------------------------------- convert
 def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samples: int = 16,
-            device: str = "cpu", log: Callable[[str], None] = print, gate_payload_bits: int = 8) -> dict:
+            device: str = "cpu", log: Callable[[str], None] = print,
+            gate_payload_bits: Optional[int] = None) -> dict:
     """Convert ``run_dir`` for ``target_name`` into ``out_dir`` (atomically); returns the fidelity dict."""
     target = get_target(target_name)
     if lava_samples < 0:
@@ -137,8 +138,8 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
     t = time.perf_counter()
     float_graph = build_graph(model)
     try:
-        graph = run_passes(target, float_graph, x_cal, **({"gate_payload_bits": gate_payload_bits}
-                                                          if target.name == "loihi2" else {}))
+        options = {"gate_payload_bits": gate_payload_bits} if gate_payload_bits and target.name == "loihi2" else {}
+        graph = run_passes(target, float_graph, x_cal, **options)
     except ConversionError as e:
         raise UserError(f"{run_dir}: {e}") from None
     onnx_graph = run_passes(get_target("onnx"), float_graph)
@@ -146,6 +147,7 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
 
     fid: dict = {"data": data_info, "target": target.name, "T": int(model.config.T)}
     with atomic.atomic_dir(out_dir) as tmp:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a deploy directory is for others to read
         files = []
         segs, gate_list, latency = [], [], None
         if target.lava_tag:
@@ -166,9 +168,7 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
             files += [gate["file"] for gate in gate_list]
             seconds["netx_export"] = time.perf_counter() - t
         t = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            onnx_export.export_onnx(onnx_graph, tmp / "model.onnx", x_test[:, :2])
+        onnx_export.export_onnx(onnx_graph, tmp / "model.onnx", x_test[:, :2])
         files.append("model.onnx")
         seconds["onnx_export"] = time.perf_counter() - t
         files += ["graph.json", "fidelity.json"]
@@ -219,5 +219,5 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
         fid["targets_met"] = F.targets_met(fid)
         seconds["total"] = time.perf_counter() - t0
         fid["seconds"] = seconds
-        atomic.write_json(tmp / "fidelity.json", fid)
+        (tmp / "fidelity.json").write_text(json.dumps(fid, indent=2) + "\n")
     return fid

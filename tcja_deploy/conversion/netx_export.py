@@ -18,6 +18,8 @@ gate's payload codes) is declared with ``Network(input_message_bits=...)`` (see 
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 from typing import Optional
 
@@ -106,7 +108,8 @@ def neuron_params(neuron: g.QCubaLIF) -> dict:
 
 def slayer_blocks(graph: g.Graph, seg: dict) -> list[nn.Module]:
     """The slayer blocks of one segment (the first one an ``input`` block carrying only the input shape)."""
-    from lava.lib.dl.slayer.block import cuba
+    with contextlib.redirect_stdout(io.StringIO()):  # lava-dl's import prints a Prophesee toolbox notice
+        from lava.lib.dl.slayer.block import cuba
 
     shapes, ins = infer_shapes(graph), input_shapes(graph)
     inp = cuba.Input(neuron_params=None)

@@ -31,8 +31,11 @@ STATE_MAX = (1 << 23) - 1  # u and v are 24-bit signed
 BIAS_MAX = (1 << 12) - 1  # 13-bit signed bias mantissa
 ACT_SHIFT = 6  # synaptic input and threshold are shifted left by 6
 DECAY_UNITY = 1 << 12
-#: The largest |u| seen in calibration times this margin must fit in 24 bits.
-STATE_MARGIN = 2.0
+#: The largest |u| seen in calibration times this margin must fit in 24 bits (u wraps on overflow).
+STATE_MARGIN = 1.25
+#: Default payload of the gate's graded spikes: NetX's graded-spike convention (``spike_exp = 6``: a
+#: payload of 64 is 1.0). Every payload bit costs the next layer a bit of weight range in its 24-bit state.
+GATE_PAYLOAD_BITS = 6
 
 
 def _is_binary_source(node: g.Node) -> bool:
@@ -225,7 +228,9 @@ def quantize_synapse_neuron(syn: g.Node, neuron: g.CubaLIF, input_scale: float, 
     One scale β per layer (a LIF is invariant to scaling its weights, bias and threshold together):
     w_int = 2·round(W·s_in·β/2) ∈ [−256, 254], vth_mant = θ·β (an integer: β = vth_mant/θ),
     bias_mant = round(b·β). β is the largest value that keeps the weights in 8 bits, the threshold in
-    17 bits, the bias in 13 bits and 64·β·u_max·margin in 24 bits (u_max: calibration, else a bound).
+    17 bits, the bias in 13 bits and the states in 24 bits: |u| ≤ u_max·margin (u wraps on overflow)
+    and, below threshold, v ≤ (1 − dv)·θ + u_max·margin + |bias| (u_max: calibration, else a bound over
+    all inputs). A very negative v saturates at −2²³ (Lava clips v), which the emulator reproduces.
     """
     w = np.asarray(syn.weight, np.float64)
     theta = float(neuron.threshold)
@@ -240,9 +245,10 @@ def quantize_synapse_neuron(syn: g.Node, neuron: g.CubaLIF, input_scale: float, 
     if u_max is None:  # worst case over inputs in [0, input_max]
         wf = w.reshape(w.shape[0], -1)
         u_max = max(np.clip(wf, 0, None).sum(1).max(), -np.clip(wf, None, 0).sum(1).min()) * input_max / neuron.du
-    v_factor = max(STATE_MARGIN, 1.0 / neuron.dv)
-    if u_max > 0:
-        limits["state"] = STATE_MAX / ((1 << ACT_SHIFT) * u_max * v_factor)
+    b_max = 0.0 if neuron.bias is None else float(np.abs(neuron.bias).max())
+    state = max(u_max * STATE_MARGIN, (1 - neuron.dv) * theta + u_max * STATE_MARGIN + b_max)
+    if state > 0:
+        limits["state"] = STATE_MAX / ((1 << ACT_SHIFT) * state)
     beta0 = min(limits.values())
     vth_mant = int(math.floor(theta * beta0))
     if vth_mant < 1:
@@ -263,7 +269,7 @@ def quantize_synapse_neuron(syn: g.Node, neuron: g.CubaLIF, input_scale: float, 
     return qsyn, qneuron, {"scale": beta, "limited_by": binding, "weight_levels_used": int(np.abs(w_int).max())}
 
 
-def quantize_loihi2(graph: g.Graph, calibration: Optional[dict] = None, gate_payload_bits: int = 8,
+def quantize_loihi2(graph: g.Graph, calibration: Optional[dict] = None, gate_payload_bits: int = GATE_PAYLOAD_BITS,
                     gate_weight_bits: int = 8) -> g.Graph:
     """Float CUBA graph → Loihi 2 fixed point: q_input, q_conv2d / q_linear + q_cuba_lif, q_gate.
 

@@ -27,18 +27,29 @@ deploy directory has no NetX files (NetX is fixed point); it is built from float
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
+from scipy.sparse import SparseEfficiencyWarning
 
 from tcja_deploy.conversion import graph as g
 from tcja_deploy.conversion.execute import infer_shapes, vote
 from tcja_deploy.errors import UserError
 from tcja_deploy.hardware.activity import LayerActivity, NetworkActivity
+
+
+def import_netx():
+    """``lava.lib.dl.netx.hdf5``, without the lava-dl import's stdout chatter (a Prophesee toolbox notice)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        from lava.lib.dl.netx import hdf5
+    return hdf5
 
 
 def _whc(shape) -> tuple:
@@ -139,11 +150,13 @@ def load_deploy(deploy_dir: Path) -> tuple[dict, g.Graph]:
 
 
 def run_lava(deploy_dir: Path, x: torch.Tensor, labels: Optional[np.ndarray] = None,
-             select_tag: Optional[str] = None) -> NetworkActivity:
+             select_tag: Optional[str] = None, run_cfg=None) -> NetworkActivity:
     """Run the deploy directory on Lava's simulator for the N samples of x [T, N, C, H, W].
 
     Args:
         select_tag: ``"fixed_pt"`` (loihi2 deploy dirs) or ``"floating_pt"`` (lava-float); None: by target.
+        run_cfg: a Lava run config to use instead of ``Loihi2SimCfg(select_tag)`` (e.g. ``Loihi2HwCfg``; it
+            must select a model for ``lava.proc.io.extractor.Extractor``, which records the layers).
 
     Returns:
         NetworkActivity aligned with :func:`tcja_deploy.hardware.emulator.emulate` (backend ``"lava-sim"``),
@@ -218,11 +231,13 @@ def run_lava(deploy_dir: Path, x: torch.Tensor, labels: Optional[np.ndarray] = N
 
     from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
 
-    cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map={Extractor: PyLoihiExtractorModel})
+    cfg = run_cfg or Loihi2SimCfg(select_tag=tag, exception_proc_model_map={Extractor: PyLoihiExtractorModel})
     start = time.perf_counter()
     recorded = {}
     try:
-        src.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=SparseEfficiencyWarning)  # DelaySparse rebuilds its matrix
+            src.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
         for name, ext, port, lag, shape, whc in b.probes:
             arr = np.stack([ext.receive() for _ in range(steps)])  # [steps, *Lava shape]
             if whc:
@@ -236,7 +251,8 @@ def run_lava(deploy_dir: Path, x: torch.Tensor, labels: Optional[np.ndarray] = N
     seconds = time.perf_counter() - start
     return _activity(graph, recorded, payload, labels, N, tag, {
         "lava_steps": steps, "seconds": seconds, "lags": lags, "pad": timing["pad"],
-        "delay_lines": timing["delays"], "select_tag": tag})
+        "delay_lines": timing["delays"], "select_tag": tag, "graph_names": graph.names,
+        "latency_steps": int(lags[graph.names[-2]] - lags[graph.names[0]])})
 
 
 def _segment(b: _Builder, seg: dict, k: int, tag: str, lag_in: int, in_bits: int):
@@ -246,7 +262,7 @@ def _segment(b: _Builder, seg: dict, k: int, tag: str, lag_in: int, in_bits: int
     syn_names = seg["layers"]
     neurons = [graph.names[graph.names.index(s) + 1] for s in syn_names]
     if tag == "fixed_pt":
-        from lava.lib.dl.netx import hdf5
+        hdf5 = import_netx()
 
         net = hdf5.Network(net_config=str(b.deploy / seg["file"]), input_message_bits=int(in_bits),
                            reset_interval=T, reset_offset=lag_in % T)
@@ -281,7 +297,8 @@ def _float_segment(b: _Builder, seg: dict, lag_in: int, layer_ports, syn_names, 
             neuron = graph.nodes[graph.names[graph.names.index(name) + 1]]
             out_shape = tuple(b.shapes[name])
             if isinstance(node, g.Conv2d):
-                w = np.asarray(node.weight, np.float64).transpose(0, 3, 2, 1)  # [Co, kx, ky, Ci/g]
+                # Lava's conv is a true convolution (kernel flipped), as NetX's reader accounts for
+                w = np.asarray(node.weight, np.float64)[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)  # [Co, kx, ky, Ci/g]
                 syn = Conv(weight=w, input_shape=_whc(prev_shape), stride=node.stride, padding=node.padding,
                            groups=node.groups, num_message_bits=24)
                 shape_l = _whc(out_shape)

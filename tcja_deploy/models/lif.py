@@ -79,18 +79,20 @@ class _StepConstants:
 
 
 @torch.jit.script
-def _lif_forward_loop(x: Tensor, a: float, nb: float, v_leak: float, v_th: float, v_reset: float) -> Tensor:
-    """Pre-reset voltages v_d [T, ...] of Norse's ``lif_feed_forward_step`` from zero state.
+def _lif_forward_loop(x: Tensor, a: float, nb: float, v_leak: float, v_th: float,
+                      v_reset: float) -> Tuple[Tensor, Tensor]:
+    """(spikes as bool [T, ...], pre-reset voltages v_d [T, ...]) of Norse's LIF from the zero state.
 
-    Per step, Norse computes (float ops in this order):
+    Per step, Norse's ``lif_feed_forward_step`` computes (float ops in this order):
         i_n = i + x;  v_d = v + a·((v_leak − v) + i_n);  i = i_n + nb·i_n;
         z = (v_d − v_th > 0);  v = (1 − z)·v_d + z·v_reset.
-    Here, exactly equal for finite values (up to the sign of zeros, which no later value or spike sees):
-    with τ_syn = 1 (nb = −1) the current is exactly 0 after each step, so i_n = x;
-    (0 − v) + i_n = i_n − v; v_d − v_th > 0 ⟺ v_d > v_th (IEEE subtraction with subnormals);
-    and the reset is a select.
+    This loop gives exactly the same values for finite inputs (up to the sign of zeros, which no
+    later value or spike sees): with τ_syn = 1 (nb = −1) the current is exactly 0 after each step,
+    so i_n = x; (0 − v) + i_n = i_n − v; v_d − v_th > 0 ⟺ v_d > v_th (IEEE subtraction with
+    subnormals is 0 only for equal operands); and the reset is a select.
     """
     vd = torch.empty_like(x)
+    z = torch.empty_like(x, dtype=torch.bool)
     v = torch.zeros_like(x[0])
     i = torch.zeros_like(x[0])
     carry = nb != -1.0
@@ -107,37 +109,83 @@ def _lif_forward_loop(x: Tensor, a: float, nb: float, v_leak: float, v_th: float
         d.mul_(a)
         out = vd[t]
         torch.add(v, d, out=out)
-        v = torch.where(out > v_th, v_reset, out)
-    return vd
+        spike = z[t]
+        torch.gt(out, v_th, out=spike)
+        v = torch.where(spike, v_reset, out)
+    return z, vd
 
 
 @torch.jit.script
-def _lif_backward_loop(h: Tensor, k: Tensor, a: float, nb: float) -> Tensor:
-    """Adjoint recurrence, in place on h: g_vd[t] = h[t] + k[t]·g_vd[t+1]; then g_x = a·g_vd (+ current carry)."""
-    T = h.shape[0]
-    for t in range(T - 2, -1, -1):
-        h[t].addcmul_(h[t + 1], k[t])
-    h.mul_(a)
-    if nb != -1.0:
-        for t in range(T - 2, -1, -1):
-            h[t].add_(h[t + 1], alpha=1.0 + nb)
-    return h
+def _surrogate_derivative(u: Tensor, method: str, alpha: float) -> Tensor:
+    """d spike / d u of Norse's threshold ``method`` at u = v_d − v_th (its backward for dy = 1); new tensor."""
+    if method == "super":  # norse SuperSpike: dy / (|u| + 1)²  (Norse does not use alpha here)
+        s = u.abs().add_(1.0)
+        return s.mul_(s).reciprocal_()
+    if method == "tanh":  # HeaviTanh: 1 − tanh(αu)²
+        t = (u * alpha).tanh_()
+        return torch.rsub(t.mul_(t), 1.0)
+    if method == "triangle":  # Triangle: α·relu(1 − |u|)
+        return torch.rsub(u.abs(), 1.0).relu_().mul_(alpha)
+    if method == "circ":  # HeaviCirc: (−u²/(2 r^1.5) + 1/(2 √r))·2α with r = α² + u²
+        u2 = u * u
+        r = u2 + alpha * alpha
+        return (-(u2 / (2 * r.pow(1.5))) + 1 / (2 * r.sqrt())) * 2 * alpha
+    if method == "heavi_erfc":  # HeaviErfc: 2·exp(−(αu)²)/√π
+        e = u * alpha
+        return torch.exp(-(e * e)).mul_(2.0 / math.sqrt(math.pi))
+    raise ValueError("no fused surrogate for this threshold method")
+
+
+@torch.jit.script
+def _lif_backward(grad: Tensor, vd: Tensor, a: float, nb: float, v_th: float, v_reset: float,
+                  method: str, alpha: float, chunk: int) -> Tensor:
+    """dL/dx [T, ...] from dL/dspikes and the saved pre-reset voltages, backwards in time.
+
+    Adjoint of Norse's step (g = dL/d·, z = v_d > v_th, s = surrogate derivative at v_d − v_th):
+        g_v = (1 − a)·g_vd[t+1];  g_z = g_out + g_v·(v_reset − v_d);  g_vd = g_v·(1 − z) + g_z·s;
+        g_i_n = a·g_vd + (1 + nb)·g_i_n[t+1];  g_x = g_i_n.
+    Rewritten as g_vd[t] = h[t] + (1 − a)·k[t]·g_vd[t+1] with h = g_out·s and
+    k = (1 − z) + (v_reset − v_d)·s. h and k are computed ``chunk`` steps at a time (so the
+    temporaries stay in cache), the recurrence one step at a time, in place in the result.
+    """
+    T = vd.shape[0]
+    gx = torch.empty_like(vd)
+    g_vd_next = torch.zeros_like(vd[0])
+    g_in_next = torch.zeros_like(vd[0])
+    carry = nb != -1.0
+    t1 = T
+    while t1 > 0:
+        t0 = max(0, t1 - chunk)
+        n = t1 - t0
+        v = vd[t0:t1]
+        u = v - v_th
+        s = _surrogate_derivative(u, method, alpha)
+        k = torch.rsub(v, v_reset).mul_(s)
+        k.add_(u.le_(0.0))  # u becomes 1 − z
+        h = gx[t0:t1]
+        torch.mul(s, grad[t0:t1], out=h)
+        h[n - 1].addcmul_(g_vd_next, k[n - 1], value=1.0 - a)
+        for t in range(n - 2, -1, -1):
+            h[t].addcmul_(h[t + 1], k[t], value=1.0 - a)
+        g_vd_next = h[0].clone()
+        h.mul_(a)
+        if carry:
+            h[n - 1].add_(g_in_next, alpha=1.0 + nb)
+            for t in range(n - 2, -1, -1):
+                h[t].add_(h[t + 1], alpha=1.0 + nb)
+            g_in_next = h[0]
+        t1 = t0
+    return gx
 
 
 def surrogate_derivative(u: Tensor, method: str, alpha: float) -> Tensor:
-    """d spike / d u of Norse's threshold ``method`` at u = v_d − v_th (its backward with dy = 1)."""
-    if method == "super":  # norse SuperSpike: dy / (|u| + 1)²  (alpha unused by Norse)
-        return 1.0 / (u.abs() + 1.0).pow(2)
-    if method == "tanh":
-        return 1 - (u * alpha).tanh().pow(2)
-    if method == "triangle":
-        return alpha * torch.relu(1 - u.abs())
-    if method == "circ":
-        r = alpha**2 + u.pow(2)
-        return (-(u.pow(2) / (2 * r.pow(1.5))) + 1 / (2 * r.sqrt())) * 2 * alpha
-    if method == "heavi_erfc":
-        return (2 * torch.exp(-(alpha * u).pow(2))) / math.sqrt(math.pi)
-    raise ValueError(f"no fused surrogate for {method!r}; fused ones: {', '.join(FUSED_SURROGATES)}")
+    """d spike / d u of Norse's threshold ``method`` (super, tanh, triangle, circ, heavi_erfc) at u."""
+    if method not in FUSED_SURROGATES:
+        raise ValueError(f"no fused surrogate for {method!r}; fused ones: {', '.join(FUSED_SURROGATES)}")
+    return _surrogate_derivative(u, method, float(alpha))
+
+
+CHUNK_ELEMENTS = 1 << 18  # backward works on ~256k elements (1 MiB of float32) at a time
 
 
 class _LIFWindow(torch.autograd.Function):
@@ -145,26 +193,19 @@ class _LIFWindow(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, c: _StepConstants, method: str) -> Tensor:  # type: ignore[override]
-        vd = _lif_forward_loop(x, c.a, c.nb, c.v_leak, c.v_th, c.v_reset)
-        spikes = (vd > c.v_th).to(x.dtype)
+        z, vd = _lif_forward_loop(x, c.a, c.nb, c.v_leak, c.v_th, c.v_reset)
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(vd)
             ctx.c, ctx.method = c, method
-        return spikes
+        return z.to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad_spikes: Tensor):  # type: ignore[override]
         (vd,) = ctx.saved_tensors
         c: _StepConstants = ctx.c
-        u = vd - c.v_th
-        s = surrogate_derivative(u, ctx.method, c.alpha)
-        # Per step (g: dL/d·):  g_z = g_out + g_v·(v_reset − v_d);  g_vd = g_v·(1 − z) + g_z·s;
-        # g_v(prev) = (1 − a)·g_vd;  g_i_n = a·g_vd + (1 + nb)·g_i_n(next);  g_x = g_i_n.
-        # So g_vd[t] = h[t] + k[t]·g_vd[t+1] with h = g_out·s, k = (1 − a)·((1 − z) + (v_reset − v_d)·s).
-        r = (c.v_reset - vd).mul_(s)
-        k = torch.where(u > 0, r, r + 1.0).mul_(1.0 - c.a)
-        h = grad_spikes * s
-        return _lif_backward_loop(h, k, c.a, c.nb), None, None
+        chunk = max(1, CHUNK_ELEMENTS // max(1, vd[0].numel()))
+        grad_x = _lif_backward(grad_spikes, vd, c.a, c.nb, c.v_th, c.v_reset, ctx.method, c.alpha, chunk)
+        return grad_x, None, None
 
 
 def lif_window(x: Tensor, p: LIFParameters, dt: float = 1.0) -> Tensor:

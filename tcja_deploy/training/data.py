@@ -60,7 +60,8 @@ def load_run_data(name: str, T: int, *, data_dir: str | None, augment: bool | No
         raise UserError(f"dataset {name!r}: {e}") from None
     train, test = limit(pair.train, max_samples, seed), limit(pair.test, max_samples, seed + 1)
     if len(train) == 0 or len(test) == 0:  # type: ignore[arg-type]
-        raise UserError(f"dataset {name!r}: empty split (train {len(train)}, test {len(test)})")  # type: ignore[arg-type]
+        sizes = f"train {len(train)}, test {len(test)}"  # type: ignore[arg-type]
+        raise UserError(f"dataset {name!r}: empty split ({sizes})")
     return RunData(name=name, train=train, test=test, input_shape=tuple(int(v) for v in pair.input_shape),
                    num_classes=int(pair.num_classes))
 

@@ -181,11 +181,12 @@ COMPILE_BACKEND = "inductor"
 
 
 def _compiled(model: TCJASNN, enabled: bool) -> torch.nn.Module:
-    """``torch.compile(model)`` when ``enabled``, with the Norse LIF layers left to run eagerly.
+    """``torch.compile(model)`` when ``enabled``, with the LIF layers left to run eagerly.
 
-    Dynamo cannot trace Norse 1.1's LIF step (it fails to guard its ``LIFParameters`` namedtuple), so each
-    LIF layer is a graph break: convolutions, BatchNorm, pooling, TCJA and linears are compiled between
-    them. The wrapper shares ``model``'s parameters; checkpoints keep saving ``model.state_dict()``.
+    Dynamo cannot trace Norse 1.1's LIF step (it fails to guard its ``LIFParameters`` namedtuple), and a
+    fused LIF is a TorchScript autograd function, so each LIF layer is a graph break: convolutions,
+    BatchNorm, pooling, TCJA and linears are compiled between them. The wrapper shares ``model``'s
+    parameters; checkpoints keep saving ``model.state_dict()`` (no ``_orig_mod.`` prefix).
     """
     if not enabled:
         return model
@@ -198,31 +199,39 @@ def _compiled(model: TCJASNN, enabled: bool) -> torch.nn.Module:
         raise UserError(f"--compile: torch.compile is unavailable here ({e}); run without --compile") from None
 
 
+def _restore(state: TrainState, path: Path, model: TCJASNN, optimizer: torch.optim.Optimizer,
+             scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.cuda.amp.GradScaler) -> None:
+    """Load a checkpoint into freshly built objects; a checkpoint that does not fit raises UserError."""
+    checkpoint.check_state_matches(model, state.model, path)
+    model.load_state_dict(state.model)
+    try:
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path}: optimizer state does not fit the model ({e})") from None
+    if scaler.is_enabled() and state.scaler:  # AMP may be switched on or off between sessions
+        scaler.load_state_dict(state.scaler)
+
+
 def _run(plan: RunPlan, progress: bool, log: Log) -> dict[str, Any]:
+    """Train ``plan`` from its first incomplete epoch to the end; write the run directory."""
     config, device, run_dir = plan.config, plan.device, plan.run_dir
+    # resolve() filled these in
+    epochs, batch_size = int(config.epochs), int(config.batch_size)  # type: ignore[arg-type]
+    lr0, loss_name = float(config.lr), str(config.loss)  # type: ignore[arg-type]
     amp = config.amp and device.type == "cuda"
     if config.amp and not amp:
         log(f"warning: --amp has no effect on {device.type}; training in float32")
-    seed_everything(config.seed)  # weights
+    seed_everything(config.seed)  # initial weights
     model = TCJASNN(plan.model_config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)  # type: ignore[arg-type]
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)  # type: ignore[arg-type]
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr0)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     scaler = torch.cuda.amp.GradScaler(enabled=amp)
     history: list[dict[str, Any]] = []
-    start = 0
     if plan.state is not None:
-        state = plan.state
-        checkpoint.check_state_matches(model, state.model, run_dir / STATE_FILE)
-        model.load_state_dict(state.model)
-        try:
-            optimizer.load_state_dict(state.optimizer)
-            scheduler.load_state_dict(state.scheduler)
-        except (ValueError, KeyError, TypeError) as e:
-            raise UserError(f"{run_dir / STATE_FILE}: optimizer state does not fit the model ({e})") from None
-        if amp and state.scaler:
-            scaler.load_state_dict(state.scaler)
-        history, start = list(state.history), state.epoch
-        log(f"resuming {run_dir} after epoch {start}/{config.epochs}")
+        _restore(plan.state, run_dir / STATE_FILE, model, optimizer, scheduler, scaler)
+        history = list(plan.state.history)
+        log(f"resuming {run_dir} after epoch {len(history)}/{epochs}")
     else:
         checkpoint.save_run_config(run_dir, plan.model_config, config.to_dict())
     write_metrics_lines(run_dir, history)  # drops lines of an epoch whose checkpoint was never written
@@ -230,21 +239,21 @@ def _run(plan: RunPlan, progress: bool, log: Log) -> dict[str, Any]:
     net = _compiled(model, config.compile)
     generator = torch.Generator()
     pin = device.type == "cuda"
-    train_loader = make_loader(plan.data.train, config.batch_size, shuffle=True, workers=config.workers,  # type: ignore[arg-type]
+    train_loader = make_loader(plan.data.train, batch_size, shuffle=True, workers=config.workers,
                                pin_memory=pin, generator=generator)
-    test_loader = make_loader(plan.data.test, config.batch_size, shuffle=False, workers=config.workers,  # type: ignore[arg-type]
+    test_loader = make_loader(plan.data.test, batch_size, shuffle=False, workers=config.workers,
                               pin_memory=pin, generator=torch.Generator().manual_seed(config.seed))
-    common = dict(device=device, amp=amp, loss_name=config.loss, num_classes=plan.model_config.num_classes)
-    for epoch in range(start, config.epochs):  # type: ignore[arg-type]
+    common: dict[str, Any] = dict(device=device, amp=amp, loss_name=loss_name,
+                                  num_classes=plan.model_config.num_classes, progress=progress)
+    for epoch in range(len(history), epochs):
         t0 = time.perf_counter()
         seed = epoch_seed(config.seed, epoch)
-        seed_everything(seed)
-        generator.manual_seed(seed)
+        seed_everything(seed)  # dropout, augmentation
+        generator.manual_seed(seed)  # data order, worker seeds
         lr = optimizer.param_groups[0]["lr"]
-        desc = f"epoch {epoch + 1}/{config.epochs}"
-        train_loss, train_acc = train_epoch(net, train_loader, optimizer, scaler, progress=progress, desc=desc,
-                                            **common)  # type: ignore[arg-type]
-        test_loss, test_acc = evaluate(net, test_loader, progress=progress, **common)  # type: ignore[arg-type]
+        desc = f"epoch {epoch + 1}/{epochs}"
+        train_loss, train_acc = train_epoch(net, train_loader, optimizer, scaler, desc=desc, **common)
+        test_loss, test_acc = evaluate(net, test_loader, **common)
         scheduler.step()
         record = {"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc, "test_loss": test_loss,
                   "test_accuracy": test_acc, "lr": lr, "seconds": time.perf_counter() - t0}
@@ -258,7 +267,7 @@ def _run(plan: RunPlan, progress: bool, log: Log) -> dict[str, Any]:
 
     checkpoint.save_model(run_dir, model, config.to_dict())
     metrics = summarize(plan, history, amp)
-    atomic.write_json(run_dir / checkpoint.METRICS_FILE, metrics)
+    atomic.write_json(run_dir / checkpoint.METRICS_FILE, metrics)  # last: its presence marks a finished run
     return metrics
 
 

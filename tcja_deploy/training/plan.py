@@ -16,7 +16,8 @@ import torch
 from tcja_deploy.errors import UserError
 from tcja_deploy.models.specs import ModelConfig
 from tcja_deploy.training import checkpoint
-from tcja_deploy.training.config import RUN_FIELDS, TrainConfig, dataset_name, load_preset, merge_resumed, resolve, validate
+from tcja_deploy.training.config import (RUN_FIELDS, TrainConfig, dataset_name, load_preset, merge_resumed, resolve,
+                                         validate)
 from tcja_deploy.training.data import RunData, load_run_data
 from tcja_deploy.training.state import STATE_FILE, TrainState, load_train_state
 
@@ -119,7 +120,8 @@ def _prepare_resume(config: TrainConfig, device: torch.device) -> RunPlan:
     saved = TrainConfig.from_dict(saved_dict, source=str(config_path))
     merged = merge_resumed(saved, config, source=str(config_path))
     if model_config.preset != merged.preset:
-        raise UserError(f"{config_path}: model preset {model_config.preset!r} differs from train preset {merged.preset!r}")
+        raise UserError(f"{config_path}: model preset {model_config.preset!r} differs from train preset "
+                        f"{merged.preset!r}")
     state = load_train_state(run_dir / STATE_FILE)
     in_state = TrainConfig.from_dict(state.config, source=str(run_dir / STATE_FILE))
     if any(getattr(in_state, name) != getattr(saved, name) for name in RUN_FIELDS):

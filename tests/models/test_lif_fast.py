@@ -84,3 +84,18 @@ def test_no_grad_and_fallback():
     assert torch.equal(heavi(x), LIFSequence(implementation="norse")(x))
     with pytest.raises(ValueError):
         LIFSequence(implementation="cuda")
+
+
+@pytest.mark.parametrize("chunk_steps", [1, 3, 7])
+@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[2]], ids=["syn1", "syn2"])
+def test_fused_lif_backward_chunks(monkeypatch, chunk_steps, config):
+    """The backward's time chunks (1 step, several with a remainder) give the same gradients."""
+    import tcja_deploy.models.lif as lif_module
+
+    shape = (20, 3, 40)
+    monkeypatch.setattr(lif_module, "CHUNK_ELEMENTS", chunk_steps * 3 * 40)
+    torch.manual_seed(chunk_steps)
+    x = torch.randn(*shape) * 1.5 + 0.6
+    (ref_s, ref_g), (s, g) = norse_and_fused(x, config, torch.randn(*shape))
+    assert torch.equal(s, ref_s)
+    assert torch.allclose(g, ref_g, atol=1e-6, rtol=1e-6), (g - ref_g).abs().max()

@@ -273,3 +273,10 @@ def test_compile_traces_a_tiny_run(fake_data, tmp_path, monkeypatch):
     assert compiled["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
     weights = load_file(str(tmp_path / "compiled" / "model.safetensors"))
     assert not any("_orig_mod" in k for k in weights) and checkpoint.load_model(tmp_path / "compiled")
+
+
+def test_worker_processes_are_deterministic_too(fake_data, tmp_path):
+    # Workers draw their seeds (augmentation) from the loader's generator, which is reseeded every epoch.
+    for name in ("a", "b"):
+        quiet(tiny(tmp_path / name, workers=2, augment=True, epochs=1, **LEARNING))
+    assert without_seconds(read_lines(tmp_path / "a")) == without_seconds(read_lines(tmp_path / "b"))

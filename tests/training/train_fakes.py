@@ -14,7 +14,7 @@ NUM_CLASSES = 10
 
 
 class FakeFrames(Dataset):
-    """``n`` samples ([T, 2, 16, 16] float32 spikes, label): class k fires mostly in rows 2(k % 8), 2(k % 8)+1 of channel k // 8.
+    """``n`` samples ([T, 2, 16, 16] float32 spikes, label); class k fires mostly in two rows of one channel.
 
     Deterministic in (index, split); ``augment`` flips frames left-right with torch's global generator.
     ``delay`` (seconds, class-wide) slows every item down without changing it.

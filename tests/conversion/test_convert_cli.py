@@ -1,0 +1,101 @@
+"""``python -m tcja_deploy.convert``: bad input gives one line and exit code 2; a tiny run converts end to end."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file, save_file
+
+from tcja_deploy import convert
+from tcja_deploy.conversion.graph import Graph
+
+from tiny import tiny_run
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    return tiny_run(tmp_path / "run")
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("error: ")
+    return err[0]
+
+
+def test_unknown_layer_type(run_dir, tmp_path, capsys):
+    cfg = json.loads((run_dir / "config.json").read_text())
+    cfg["model"]["layers"][5] = {"type": "spiking_transformer", "heads": 4}
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    assert convert.main(["--run", str(run_dir), "--out", str(tmp_path / "d")]) == 2
+    line = one_line_error(capsys)
+    assert "layer 5" in line and "'spiking_transformer'" in line and "supported layer types: avgpool, batchnorm, conv" in line
+    assert not (tmp_path / "d").exists()
+
+
+def test_run_without_weights(run_dir, tmp_path, capsys):
+    (run_dir / "model.safetensors").unlink()
+    assert convert.main(["--run", str(run_dir), "--out", str(tmp_path / "d")]) == 2
+    assert "model.safetensors" in one_line_error(capsys)
+
+
+def test_missing_run_dir(tmp_path, capsys):
+    assert convert.main(["--run", str(tmp_path / "nope"), "--out", str(tmp_path / "d")]) == 2
+    assert "run directory not found" in one_line_error(capsys)
+
+
+def test_weights_that_do_not_match_the_config(run_dir, tmp_path, capsys):
+    state = load_file(str(run_dir / "model.safetensors"))
+    state["layers.0.module.weight"] = state["layers.0.module.weight"][:3]
+    save_file(state, str(run_dir / "model.safetensors"))
+    assert convert.main(["--run", str(run_dir), "--out", str(tmp_path / "d")]) == 2
+    assert "do not match the config" in one_line_error(capsys)
+
+
+def test_unsupported_target(run_dir, tmp_path, capsys):
+    assert convert.main(["--target", "truenorth", "--run", str(run_dir), "--out", str(tmp_path / "d")]) == 2
+    line = one_line_error(capsys)
+    assert "truenorth" in line and "loihi2, lava-float, onnx" in line
+
+
+def test_bad_device(run_dir, tmp_path, capsys):
+    assert convert.main(["--device", "tpu:7", "--run", str(run_dir), "--out", str(tmp_path / "d")]) == 2
+    assert "--device" in one_line_error(capsys)
+
+
+def test_onnx_target_writes_only_onnx(run_dir, tmp_path, capsys):
+    out = tmp_path / "deploy"
+    assert convert.main(["--target", "onnx", "--run", str(run_dir), "--out", str(out)]) == 0
+    assert sorted(os.listdir(out)) == ["fidelity.json", "graph.json", "model.onnx"]
+    fid = json.loads((out / "fidelity.json").read_text())
+    assert fid["emulator"] is None and fid["lava"] is None and fid["onnx"]["max_abs_diff"] <= 1e-4
+
+
+@pytest.mark.slow
+def test_convert_end_to_end(run_dir, tmp_path, capsys):
+    out = tmp_path / "deploy"
+    assert convert.main(["--run", str(run_dir), "--out", str(out), "--lava-samples", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "spike agreement emulator vs Lava" in printed and "DIFFERS" not in printed
+    files = sorted(os.listdir(out))
+    assert files == ["fidelity.json", "gate_0.npz", "gate_1.npz", "graph.json", "model.onnx", "segment_0.net",
+                     "segment_1.net", "segment_2.net"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp dirs left
+    assert oct(out.stat().st_mode)[-3:] == "755"
+    doc = json.loads((out / "graph.json").read_text())
+    assert doc["target"] == "loihi2" and doc["latency_steps"] == 4 + 4 + 1 + 4 + 1
+    assert [s["file"] for s in doc["segments"]] == ["segment_0.net", "segment_1.net", "segment_2.net"]
+    assert doc["meta"]["passes"][-1] == "quantize_loihi2" and "quantization" in doc["meta"]
+    graph = Graph.from_dict(doc)
+    gate = np.load(out / "gate_0.npz")
+    assert np.array_equal(gate["lut"], graph.nodes["gate0"].params["lut"])
+    fid = json.loads((out / "fidelity.json").read_text())
+    assert fid["lava"]["all_layers_identical"] and fid["lava"]["samples"] == 3
+    assert set(fid["lava"]["layers"]) == {"conv0", "pool0", "conv1", "pool1", "gate0", "conv2", "gate1", "linear0"}
+    assert fid["onnx"]["predictions_identical"] and fid["data"]["source"] == "random"
+    # converting again replaces the directory whole
+    assert convert.main(["--target", "onnx", "--run", str(run_dir), "--out", str(out)]) == 0
+    assert sorted(os.listdir(out)) == ["fidelity.json", "graph.json", "model.onnx"]

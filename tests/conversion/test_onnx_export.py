@@ -1,0 +1,29 @@
+"""The float network over a window as ONNX, run with onnxruntime, equals the torch model."""
+
+import numpy as np
+import onnx
+
+from tcja_deploy.conversion import onnx_export
+from tcja_deploy.conversion.build import build_graph
+from tcja_deploy.conversion.fidelity import scores_of
+from tcja_deploy.conversion.targets import TARGETS, run_passes
+
+from tiny import tiny_input, tiny_model
+
+
+def test_onnx_equals_torch(tmp_path):
+    model = tiny_model()
+    gr = run_passes(TARGETS["onnx"], build_graph(model))
+    path = tmp_path / "model.onnx"
+    x = tiny_input(12)
+    onnx_export.export_onnx(gr, path, x[:, :2])
+    m = onnx.load(str(path))
+    onnx.checker.check_model(m)
+    assert [i.name for i in m.graph.input] == ["spikes"] and [o.name for o in m.graph.output] == ["scores"]
+    ref = scores_of(model, x)
+    assert ref.sum() > 0
+    r = onnx_export.check_onnx(path, ref, x)  # a batch size other than the export's
+    assert r["max_abs_diff"] <= 1e-4 and r["predictions_identical"] and r["samples"] == 12
+    m = onnx_export.check_module(gr, model, x)
+    assert m["max_abs_diff"] == 0.0
+    assert np.array_equal(onnx_export.onnx_scores(path, x[:, :1]), onnx_export.onnx_scores(path, x)[:1])

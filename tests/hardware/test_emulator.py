@@ -1,0 +1,126 @@
+"""The emulator's integer arithmetic is Lava's (checked against Lava's own model code), and its activity
+has the layout the counters read."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tcja_deploy.conversion import gate_math
+from tcja_deploy.conversion import graph as g
+from tcja_deploy.conversion import passes as P
+from tcja_deploy.conversion.build import build_graph
+from tcja_deploy.conversion.targets import TARGETS, run_passes
+from tcja_deploy.hardware import emulator
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conversion"))
+from tiny import T, tiny_input, tiny_model  # noqa: E402
+
+
+def lava_lif_reference(a: np.ndarray, i_decay: int, v_decay: int, vth_mant: int, bias_mant=None) -> np.ndarray:
+    """Spikes of Lava's ``PyLifModelBitAcc`` stepped by hand (its own subthr_dynamics / spiking code)."""
+    from lava.proc.lif.models import PyLifModelBitAcc
+
+    m = PyLifModelBitAcc({})
+    shape = a.shape[1:]
+    m.u, m.v = np.zeros(shape, np.int32), np.zeros(shape, np.int32)
+    m.du, m.dv = i_decay - 1, v_decay  # as NetX sets them
+    m.vth = vth_mant
+    m.bias_mant = np.zeros(shape, np.int16) if bias_mant is None else np.broadcast_to(bias_mant, shape).astype(np.int16)
+    m.bias_exp = np.full(shape, 6, np.int16)
+    m.scale_bias()
+    m.scale_threshold()
+    out = []
+    for t in range(a.shape[0]):
+        m.subthr_dynamics(activation_in=a[t].astype(np.int32))
+        s = m.spiking_activation()
+        m.reset_voltage(s)
+        out.append(s.copy())
+    return np.stack(out).astype(np.float64)
+
+
+@pytest.mark.parametrize("i_decay,v_decay", [(4096, 2048), (1024, 300), (4096, 4096), (0, 4095)])
+def test_cuba_fixed_is_lavas_lif(i_decay, v_decay):
+    rng = np.random.default_rng(i_decay + v_decay)
+    a = rng.integers(-30000, 60000, size=(40, 7, 5))  # [T, N, C]; large inputs: u wraps, v saturates
+    bias = rng.integers(-300, 300, size=5)  # per channel
+    ref = lava_lif_reference(a, i_decay, v_decay, 40000, bias[None, :])
+    ours = emulator.cuba_fixed(torch.as_tensor(a), i_decay, v_decay, 40000, torch.as_tensor(bias)).numpy()
+    assert np.array_equal(ours, ref)
+    assert 0 < ref.mean() < 1
+
+
+def test_wraps_match_lava():
+    from lava.proc.conv.utils import signed_clamp
+
+    x = np.array([0, 1, -1, 2**23 - 1, 2**23, 2**23 + 5, -(2**23), -(2**23) - 3, 3 * 2**23, -5 * 2**23 + 7])
+    assert np.array_equal(emulator.signed_clamp24(torch.as_tensor(x)).numpy(), signed_clamp(x, 24))
+    u = torch.as_tensor(x)
+    expected = np.where(x > 2**23, x - 2**24, x)
+    expected = np.where(expected <= -(2**23), x + 2**24, expected)
+    assert np.array_equal(emulator.wrap_current(u).numpy(), expected)
+
+
+def test_trunc_shift_rounds_toward_zero():
+    from lava.lib.dl.slayer.utils.int_utils import right_shift_to_zero
+
+    x = torch.tensor([-8193, -4097, -4096, -4095, -1, 0, 1, 4095, 4096, 12289], dtype=torch.int64)
+    assert torch.equal(emulator.trunc_shift12(x), right_shift_to_zero(x, 12))
+
+
+@pytest.mark.parametrize("groups,stride,padding,payload", [(1, 1, 1, 1), (1, 2, 0, 200), (3, 2, 0, 1)])
+def test_qconv_is_lavas_conv(groups, stride, padding, payload):
+    """Our integer conv (torch layout) equals Lava's conv on NetX's flipped, WHC-transposed weights."""
+    from lava.proc.conv.utils import conv
+
+    rng = np.random.default_rng(groups + stride)
+    w = rng.integers(-128, 127, size=(6, 6 // groups, 3, 3)) * 2
+    x = rng.integers(0, payload + 1, size=(6, 7, 7)) * (rng.random((6, 7, 7)) < 0.5)
+    ours = emulator.qconv(torch.as_tensor(x, dtype=torch.float64)[None, None], w, stride, padding, groups)[0, 0]
+    w_lava = w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)  # what NetX's create_conv does
+    ref = conv(x.transpose(2, 1, 0), w_lava, (3, 3), (stride, stride), (padding, padding), (1, 1), groups)
+    assert np.array_equal(ours.numpy(), ref.transpose(2, 1, 0))
+
+
+@pytest.fixture(scope="module")
+def qgraph():
+    trunk = run_passes(TARGETS["lava-float"], build_graph(tiny_model()))
+    return P.quantize_loihi2(trunk, P.calibrate(trunk, tiny_input(16)))
+
+
+def test_gate_is_gate_math(qgraph):
+    node = qgraph.nodes["gate0"]
+    gen = torch.Generator().manual_seed(3)
+    s = (torch.rand(T, 5, 6, 4, 4, generator=gen) < 0.4).double()
+    x = torch.nn.functional.max_pool2d(s.flatten(0, 1), 2).reshape(T, 5, 6, 2, 2)
+    out = emulator.gate_fixed(x, s, node).numpy()
+    codes = gate_math.gate_fixed(s.sum((3, 4)).permute(1, 0, 2).numpy(), gate_math.QuantizedGate.from_arrays(node.params))
+    assert np.array_equal(out, x.numpy() * codes.transpose(1, 0, 2)[..., None, None])
+
+
+def test_emulate_activity_layout(qgraph):
+    x = tiny_input(7)
+    act = emulator.emulate(qgraph, x, labels=np.arange(7) % 2, batch_size=3)
+    assert act.backend == "emulator" and act.scores.shape == (7, 2) and act.steps == T
+    assert [(a.name, a.kind) for a in act.layers] == [
+        ("conv0", "conv"), ("pool0", "pool"), ("conv1", "conv"), ("pool1", "pool"), ("gate0", "gate"),
+        ("conv2", "conv"), ("gate1", "gate"), ("linear0", "dense")]
+    by = {a.name: a for a in act.layers}
+    assert by["conv0"].input_payload_bits == 2 and by["conv0"].input_spikes.max() == 3
+    assert by["conv2"].input_payload_bits == P.GATE_PAYLOAD_BITS and by["conv2"].input_spikes.dtype == np.int32
+    assert by["pool0"].weight.shape == (4, 4, 2, 2) and by["pool0"].stride == 2
+    assert by["gate0"].gate["squeeze_from"] == "lif1" and by["gate0"].latency_steps == T
+    assert by["gate0"].output_spikes.shape == (T, 7, 6, 2, 2) and by["gate0"].output_payload_bits == 6
+    assert by["linear0"].input_spikes.shape == (T, 7, 24) and by["linear0"].weight.shape == (20, 24)
+    for a in act.layers:
+        assert a.output_spikes.shape == (T, 7) + a.out_shape and a.input_spikes.shape == (T, 7) + a.in_shape
+    assert act.extra["latency_steps"] == emulator.latency_steps(qgraph) == 14
+    assert "lif1" in act.extra["graph_names"]
+    # scores are the readout's spike rates
+    last = by["linear0"].output_spikes.astype(np.float64)
+    assert np.allclose(act.scores, last.reshape(T, 7, 2, 10).mean(-1).mean(0))
+    # record=False: same scores, no layers; batching does not change anything
+    quick = emulator.emulate(qgraph, x, record=False, batch_size=64)
+    assert quick.layers == [] and np.array_equal(quick.scores, act.scores)
