@@ -1,5 +1,6 @@
-"""Train a TCJA-SNN: ``python -m tcja_deploy.train [--preset digits] [--epochs N] ... [--resume RUN_DIR]``.
+"""Train a TCJA-SNN on a preset's dataset and write a run directory.
 
+Usage: ``python -m tcja_deploy.train [--preset digits] [--epochs N] ... [--resume RUN_DIR]``.
 With no arguments: the ``digits`` preset (scikit-learn digits as DVS events) on CUDA if available,
 else CPU. Writes a run directory (default ``runs/<preset>-<YYYYmmdd-HHMMSS>``) with
 ``model.safetensors``, ``config.json``, ``metrics.json``, ``metrics.jsonl`` and the resume checkpoint

@@ -21,7 +21,8 @@ from tcja_deploy.models.network import TCJASNN
 from tcja_deploy.training import checkpoint
 
 #: Layer spec types the conversion understands (all of :data:`specs.LAYER_TYPES` today).
-SUPPORTED_LAYER_TYPES = ("avgpool", "batchnorm", "conv", "dropout", "flatten", "linear", "lif", "maxpool", "tcja", "vote")
+SUPPORTED_LAYER_TYPES = ("avgpool", "batchnorm", "conv", "dropout", "flatten", "linear", "lif", "maxpool", "tcja",
+                         "vote")
 
 _PREFIX = {"conv": "conv", "batchnorm": "bn", "lif": "lif", "tcja": "tcja", "maxpool": "pool", "avgpool": "avgpool",
            "dropout": "dropout", "flatten": "flatten", "linear": "linear", "vote": "vote"}

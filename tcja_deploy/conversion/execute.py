@@ -117,6 +117,13 @@ def vote(x: torch.Tensor, voters: int) -> torch.Tensor:
     return x.reshape(*x.shape[:-1], -1, voters).mean(-1).mean(0)
 
 
+def predictions(scores) -> np.ndarray:
+    """Predicted classes [N] of scores [N, K]: argmax of the scores rounded to 1e-6. Scores are spike rates
+    (multiples of 1/(T·voters)), so classes with equal spike counts tie exactly and the first one wins,
+    whatever the float rounding of the means (which differs between torch, onnxruntime and numpy)."""
+    return np.round(np.asarray(scores, dtype=np.float64), 6).argmax(1)
+
+
 # ---------------------------------------------------------------------------------------- shapes
 def infer_shapes(graph: g.Graph) -> dict[str, tuple[int, ...]]:
     """Per-step output shape of every node (``vote``: (K,)), from the input node's shape."""
@@ -154,11 +161,9 @@ def input_shapes(graph: g.Graph) -> dict[str, tuple[int, ...]]:
 
 
 # ------------------------------------------------------------------------------------------- run
-def _t(a, dtype, device=None) -> Optional[torch.Tensor]:
-    return None if a is None else torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
-
-
-_t_dev = _t
+def _tensor(a, like: torch.Tensor) -> Optional[torch.Tensor]:
+    """A node's numpy array as a tensor of ``like``'s dtype and device (None stays None)."""
+    return None if a is None else torch.as_tensor(np.asarray(a), dtype=like.dtype, device=like.device)
 
 
 def run_node(node: g.Node, x: torch.Tensor, outputs: Optional[dict] = None) -> torch.Tensor:
@@ -166,10 +171,10 @@ def run_node(node: g.Node, x: torch.Tensor, outputs: Optional[dict] = None) -> t
 
     ``outputs`` holds the outputs of earlier nodes by name (a gate's ``squeeze_from``).
     """
-    dt, dev = x.dtype, x.device
+    def _t(a, _dtype=None):
+        return _tensor(a, x)
 
-    def _t(a, dtype):
-        return _t_dev(a, dtype, dev)
+    dt = x.dtype
 
     if isinstance(node, (g.Input, g.Dropout)):
         return x
@@ -216,10 +221,10 @@ def run_graph(graph: g.Graph, x: torch.Tensor, record: bool = False):
 class GraphModule(nn.Module):
     """A float graph as an ``nn.Module``: [T, N, C, H, W] → scores [N, K]; traceable for ONNX.
 
-    Parameters become buffers; the time loops unroll over the graph's T.
+    The node arrays become constants of the trace; the time loops unroll over the graph's T.
     """
 
-    def __init__(self, graph: g.Graph, dtype: torch.dtype = torch.float32):
+    def __init__(self, graph: g.Graph):
         super().__init__()
         self.graph = graph
         for name, node in graph.items():

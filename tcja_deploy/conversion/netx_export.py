@@ -60,6 +60,9 @@ def segments(graph: g.Graph) -> list[dict]:
             current["output_shape"] = list(shapes[name])
             prev_name = name
         elif isinstance(node, (g.QGate, g.Gate)):
+            if current is None:
+                raise ConversionError(f"node {name!r} (gate) does not follow a trunk segment (two gates in a row, "
+                                      f"or a gate on the input): not supported")
             current, prev_name, prev_bits = None, name, getattr(node, "payload_bits", None)
         elif isinstance(node, g.Vote):
             if current is None:

@@ -192,7 +192,7 @@ def calibrate(graph: g.Graph, x: torch.Tensor) -> dict:
     Returns ``{"input_max": float, "input_integer": bool, "u_max": {cuba node name: max |u|}}`` where u is
     the CUBA current (``u ← (1−du)·u + x``) in float units.
     """
-    x = x.to(torch.float64)
+    x = x.to(torch.float32)  # statistics only: float32 is plenty
     _, outs = run_graph(graph, x, record=True)
     names = graph.names
     u_max = {}
@@ -299,9 +299,7 @@ def quantize_loihi2(graph: g.Graph, calibration: Optional[dict] = None, gate_pay
             if not isinstance(nxt[1], g.CubaLIF):
                 raise ConversionError(f"node {name!r} ({node.kind}) is not followed by a cuba_lif neuron; "
                                       f"run lif_to_cuba first (Loihi synapses feed neurons)")
-            u_max = None if calibration is None else calibration["u_max"].get(nxt[0])
-            if u_max is not None:
-                u_max = u_max  # float units, independent of the payload scale
+            u_max = None if calibration is None else calibration["u_max"].get(nxt[0])  # float units
             qsyn, qneu, info = quantize_synapse_neuron(node, nxt[1], scale, xmax, u_max)
             out += [(name, qsyn), (nxt[0], qneu)]
             report[name] = info

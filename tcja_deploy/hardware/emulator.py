@@ -232,7 +232,8 @@ def emulate(graph: g.Graph, x: torch.Tensor, labels: Optional[np.ndarray] = None
             if layer["kind"] == "gate":
                 src = neuron.squeeze_from or layer["input_from"]
                 c, h, w = shapes[src]
-                kw["gate"] = {"T": T, "C": c, "H": h, "W": w, "kernel_tla": int(np.asarray(_gate_w(neuron, "tla")).shape[-1]),
+                kw["gate"] = {"T": T, "C": c, "H": h, "W": w,
+                              "kernel_tla": int(np.asarray(_gate_w(neuron, "tla")).shape[-1]),
                               "kernel_cla": int(np.asarray(_gate_w(neuron, "cla")).shape[-1]), "mode": neuron.mode,
                               "squeeze_from": src}
                 kw["output_payload_bits"] = int(getattr(neuron, "payload_bits", 0)) or 0
@@ -280,7 +281,9 @@ def _payload_bits(graph: g.Graph, name: str) -> int:
 
 
 def accuracy(activity: NetworkActivity) -> float:
-    """Fraction of samples whose argmax score is the label (first maximum on ties)."""
+    """Fraction of samples whose predicted class is the label (``execute.predictions``: first maximum on ties)."""
+    from tcja_deploy.conversion.execute import predictions
+
     if len(activity.labels) == 0:
         return float("nan")
-    return float(np.mean(activity.scores.argmax(1) == activity.labels))
+    return float(np.mean(predictions(activity.scores) == activity.labels))

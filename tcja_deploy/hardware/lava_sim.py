@@ -45,6 +45,29 @@ from tcja_deploy.errors import UserError
 from tcja_deploy.hardware.activity import LayerActivity, NetworkActivity
 
 
+def import_lava_runtime() -> None:
+    """Import Lava's runtime even when the multiprocessing start method is already fixed.
+
+    Lava calls ``multiprocessing.set_start_method('fork')`` on import, which raises once anything fixed
+    the start method (a tqdm lock during training in the same process does); fork is Linux's default,
+    so the call is forced in that case.
+    """
+    import multiprocessing as mp
+    import sys
+
+    if "lava.magma.runtime.runtime" in sys.modules:
+        return
+    if mp.get_start_method(allow_none=True) is None:
+        import lava.magma.runtime.runtime  # noqa: F401
+        return
+    original = mp.set_start_method
+    mp.set_start_method = lambda method, force=False: original(method, force=True)
+    try:
+        import lava.magma.runtime.runtime  # noqa: F401
+    finally:
+        mp.set_start_method = original
+
+
 def import_netx():
     """``lava.lib.dl.netx.hdf5``, without the lava-dl import's stdout chatter (a Prophesee toolbox notice)."""
     with contextlib.redirect_stdout(io.StringIO()):
@@ -68,9 +91,7 @@ class _Builder:
         self.deploy, self.doc, self.graph, self.tag = deploy, doc, graph, tag
         self.T = int(graph.meta["T"])
         self.shapes = infer_shapes(graph)
-        self.probes: list[tuple] = []  # (layer name, monitor, port, lag, shape CHW, port is WHC)
-        self.monitors = []
-        self.nets = []
+        self.probes: list[tuple] = []  # (layer name, extractor, port, lag, shape CHW, port is WHC)
         self.keep = []  # every process, so none is garbage collected before the run
 
     def probe(self, name: str, port, lag: int, shape: tuple, num_steps: int, whc: bool):
@@ -81,7 +102,7 @@ class _Builder:
         ext = Extractor(shape=tuple(int(d) for d in port.shape), buffer_size=num_steps + 1)
         port.connect(ext.in_port)
         self.probes.append((name, ext, port, lag, tuple(shape), whc))
-        self.monitors.append(ext)
+        self.keep.append(ext)
 
 
 def _align(lag: int, T: int) -> int:
@@ -95,17 +116,11 @@ def plan_timing(graph: g.Graph, segs: list[dict], gates: list[dict]) -> dict:
     T = int(graph.meta["T"])
     names = graph.names
 
-    def seg_hops(seg, upto: Optional[str] = None) -> int:
-        """Hops from the segment input to the output of node ``upto``'s layer (all layers if None)."""
-        hops = 0
-        for n in seg["nodes"]:
-            if isinstance(graph.nodes[n], (g.QConv2d, g.QLinear, g.Conv2d, g.Linear)):
-                hops += 1
-            if n == upto:
-                return hops
-        return hops
+    def seg_hops(seg) -> int:
+        """Synaptic hops (one step each) through a segment."""
+        return sum(isinstance(graph.nodes[n], (g.QConv2d, g.QLinear, g.Conv2d, g.Linear)) for n in seg["nodes"])
 
-    # gate k's input lag relative to the segment-k input lag: hops of segment k
+    # segment k is followed by gate k; gate k receives at (lag of segment k's input) + its hops
     pad = 0
     if gates:
         pad = _align(1 + seg_hops(segs[0]), T)
@@ -118,7 +133,7 @@ def plan_timing(graph: g.Graph, segs: list[dict], gates: list[dict]) -> dict:
             gate = gates[k - 1]
             out = lags[gate["node"]]
             need = 0
-            if k - 1 + 1 < len(gates):  # another gate follows this segment: align it
+            if k < len(gates):  # another gate follows this segment: align its windows
                 need = _align(out + seg_hops(seg), T)
             if need:
                 delays[k] = need - 1  # DelaySparse adds 1 + delay
@@ -160,8 +175,10 @@ def run_lava(deploy_dir: Path, x: torch.Tensor, labels: Optional[np.ndarray] = N
 
     Returns:
         NetworkActivity aligned with :func:`tcja_deploy.hardware.emulator.emulate` (backend ``"lava-sim"``),
-        ``extra``: ``{"lava_steps", "seconds", "lags", "pad", "delay_lines"}``.
+        ``extra``: ``{"lava_steps", "seconds", "lags", "pad", "delay_lines", "select_tag", "graph_names",
+        "latency_steps"}``.
     """
+    import_lava_runtime()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.source import RingBuffer
@@ -266,10 +283,10 @@ def _segment(b: _Builder, seg: dict, k: int, tag: str, lag_in: int, in_bits: int
 
         net = hdf5.Network(net_config=str(b.deploy / seg["file"]), input_message_bits=int(in_bits),
                            reset_interval=T, reset_offset=lag_in % T)
-        b.nets.append(net)
         b.keep.append(net)
         if len(net.layers) != len(syn_names):
-            raise UserError(f"{b.deploy / seg['file']}: {len(net.layers)} NetX layers, graph.json lists {len(syn_names)}")
+            raise UserError(f"{b.deploy / seg['file']}: {len(net.layers)} NetX layers, "
+                            f"graph.json lists {len(syn_names)}")
         for j, (s, n) in enumerate(zip(syn_names, neurons)):
             layer_ports.append((s, n, net.layers[j].out, tuple(b.shapes[n])))
         return net.inp, layer_ports
@@ -305,8 +322,7 @@ def _float_segment(b: _Builder, seg: dict, lag_in: int, layer_ports, syn_names, 
             else:
                 syn = Dense(weights=np.asarray(node.weight, np.float64), num_message_bits=24)
                 shape_l = out_shape
-            bias = 0 if neuron.bias is None else np.broadcast_to(np.asarray(neuron.bias, np.float64), shape_l).copy() \
-                if len(shape_l) == 1 else np.broadcast_to(np.asarray(neuron.bias, np.float64), shape_l).copy()
+            bias = 0 if neuron.bias is None else np.broadcast_to(np.asarray(neuron.bias, np.float64), shape_l).copy()
             lif = LIFReset(shape=shape_l, du=neuron.du, dv=neuron.dv, vth=neuron.threshold, bias_mant=bias,
                            reset_interval=T, reset_offset=(lag_in + hop) % T)
             syn.a_out.connect(lif.a_in)

@@ -2,7 +2,6 @@
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +31,8 @@ def test_unknown_layer_type(run_dir, tmp_path, capsys):
     (run_dir / "config.json").write_text(json.dumps(cfg))
     assert convert.main(["--run", str(run_dir), "--out", str(tmp_path / "d")]) == 2
     line = one_line_error(capsys)
-    assert "layer 5" in line and "'spiking_transformer'" in line and "supported layer types: avgpool, batchnorm, conv" in line
+    assert "layer 5" in line and "'spiking_transformer'" in line
+    assert "supported layer types: avgpool, batchnorm, conv" in line
     assert not (tmp_path / "d").exists()
 
 
@@ -66,6 +66,16 @@ def test_bad_device(run_dir, tmp_path, capsys):
     assert "--device" in one_line_error(capsys)
 
 
+def test_out_must_be_a_deploy_dir(run_dir, tmp_path, capsys):
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("...")
+    assert convert.main(["--run", str(run_dir), "--out", str(precious)]) == 2
+    assert "not a deploy directory" in one_line_error(capsys) and (precious / "thesis.tex").exists()
+    assert convert.main(["--run", str(run_dir), "--out", str(run_dir)]) == 2
+    assert "run directory" in one_line_error(capsys) and (run_dir / "model.safetensors").exists()
+
+
 def test_onnx_target_writes_only_onnx(run_dir, tmp_path, capsys):
     out = tmp_path / "deploy"
     assert convert.main(["--target", "onnx", "--run", str(run_dir), "--out", str(out)]) == 0
@@ -92,8 +102,9 @@ def test_convert_end_to_end(run_dir, tmp_path, capsys):
     graph = Graph.from_dict(doc)
     gate = np.load(out / "gate_0.npz")
     assert np.array_equal(gate["lut"], graph.nodes["gate0"].params["lut"])
-    fid = json.loads((out / "fidelity.json").read_text())
+    fid = json.loads((out / "fidelity.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert fid["lava"]["all_layers_identical"] and fid["lava"]["samples"] == 3
+    assert fid["float"]["accuracy"] is None  # random data: no labels
     assert set(fid["lava"]["layers"]) == {"conv0", "pool0", "conv1", "pool1", "gate0", "conv2", "gate1", "linear0"}
     assert fid["onnx"]["predictions_identical"] and fid["data"]["source"] == "random"
     # converting again replaces the directory whole

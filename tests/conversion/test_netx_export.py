@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from tcja_deploy.conversion import graph as g
 from tcja_deploy.conversion import netx_export
 from tcja_deploy.conversion import passes as P
 from tcja_deploy.conversion.build import build_graph
@@ -45,7 +44,8 @@ def test_netx_reads_the_segments(qgraph, tmp_path):
         net = hdf5.Network(net_config=str(path), input_message_bits=seg["input_payload_bits"])
         assert len(net.layers) == len(seg["layers"])
         in_shape = tuple(seg["input_shape"])
-        assert net.inp.shape == (in_shape[::-1] if len(in_shape) == 3 and seg["index"] < 2 else (int(np.prod(in_shape)),))
+        flat = (int(np.prod(in_shape)),)
+        assert net.inp.shape == (in_shape[::-1] if len(in_shape) == 3 and seg["index"] < 2 else flat)
         out = tuple(seg["output_shape"])
         assert net.out.shape == (out[::-1] if len(out) == 3 else out)
         with h5py.File(path, "r") as f:  # what slayer wrote: CUBA neurons, integer weights, the v-bias

@@ -50,7 +50,8 @@ def tiny_model(seed: int = 0, config: ModelConfig | None = None) -> TCJASNN:
 def tiny_input(n: int, seed: int = 1, T: int = T, shape=INPUT_SHAPE) -> torch.Tensor:
     """Event counts [T, N, C, H, W] in {0, 1, 2, 3}."""
     g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 4, (T, n) + tuple(shape), generator=g).float() * (torch.rand((T, n) + tuple(shape), generator=g) < 0.4)
+    shape = (T, n) + tuple(shape)
+    return torch.randint(0, 4, shape, generator=g).float() * (torch.rand(shape, generator=g) < 0.4)
 
 
 def tiny_run(path: Path, seed: int = 0) -> Path:

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from tcja_deploy.conversion import gate_math
-from tcja_deploy.conversion import graph as g
 from tcja_deploy.conversion import passes as P
 from tcja_deploy.conversion.build import build_graph
 from tcja_deploy.conversion.targets import TARGETS, run_passes
@@ -96,7 +95,8 @@ def test_gate_is_gate_math(qgraph):
     s = (torch.rand(T, 5, 6, 4, 4, generator=gen) < 0.4).double()
     x = torch.nn.functional.max_pool2d(s.flatten(0, 1), 2).reshape(T, 5, 6, 2, 2)
     out = emulator.gate_fixed(x, s, node).numpy()
-    codes = gate_math.gate_fixed(s.sum((3, 4)).permute(1, 0, 2).numpy(), gate_math.QuantizedGate.from_arrays(node.params))
+    qgate = gate_math.QuantizedGate.from_arrays(node.params)
+    codes = gate_math.gate_fixed(s.sum((3, 4)).permute(1, 0, 2).numpy(), qgate)
     assert np.array_equal(out, x.numpy() * codes.transpose(1, 0, 2)[..., None, None])
 
 

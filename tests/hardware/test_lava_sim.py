@@ -59,7 +59,8 @@ def test_lava_agrees_with_emulator(tmp_path, kind):
     labels = np.array([0, 1, 0])
     emu = emulator.emulate(graph, x, labels)
     lava = run_lava(out, x, labels)
-    assert lava.backend == "lava-sim" and lava.extra["select_tag"] == ("fixed_pt" if target == "loihi2" else "floating_pt")
+    assert lava.backend == "lava-sim"
+    assert lava.extra["select_tag"] == ("fixed_pt" if target == "loihi2" else "floating_pt")
     agreement = spike_agreement(emu, lava)
     assert [a.name for a in lava.layers] == [a.name for a in emu.layers]
     for name, r in agreement.items():

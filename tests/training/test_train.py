@@ -280,3 +280,12 @@ def test_worker_processes_are_deterministic_too(fake_data, tmp_path):
     for name in ("a", "b"):
         quiet(tiny(tmp_path / name, workers=2, augment=True, epochs=1, **LEARNING))
     assert without_seconds(read_lines(tmp_path / "a")) == without_seconds(read_lines(tmp_path / "b"))
+
+
+def test_real_digits_images_replace_the_input_shape(tmp_path):
+    # The registry's digits-images are 1×32×32 while the digits preset is built for 2×32×32 events.
+    metrics = quiet(tiny(tmp_path / "run", encoding="images", max_samples=24, epochs=1))
+    assert metrics["dataset"] == "digits-images" and (metrics["num_train"], metrics["num_test"]) == (24, 24)
+    model = checkpoint.load_model(tmp_path / "run")
+    assert model.config.input_shape == (1, 32, 32)
+    assert model(torch.zeros(2, 1, 1, 32, 32)).shape == (1, 10)

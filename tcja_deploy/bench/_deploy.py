@@ -1,0 +1,175 @@
+"""Randomly initialized runs and their conversion, for the convert / emulate / profile benchmarks.
+
+No training and no dataset: a preset's network is built with seeded random weights, made active
+(:func:`activate`: BatchNorm statistics and Linear scales from random input spikes, so that the
+neurons spike at a few per cent as a trained network does, instead of not at all), saved as a run
+directory, and converted for ``loihi2`` with the
+conversion stage's own functions — the part of ``tcja_deploy.conversion.deploy.convert`` before
+its fidelity checks (load run, build graph, passes with calibration, NetX/gate/ONNX export,
+graph.json). Calibration uses random spikes (density 0.2, as ``convert``'s fallback when the
+dataset is missing) with a stated sample count.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tcja_deploy.bench.common import BenchUnavailable
+
+SPIKE_DENSITY = 0.2
+
+
+def require(module: str, bench: str) -> None:
+    """Raise BenchUnavailable("needs <module>") if ``module`` cannot be imported."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        raise BenchUnavailable(f"{bench} needs {module} ({e})") from None
+
+
+def random_spikes(T: int, n: int, shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """Binary frames [T, n, *shape] with ``SPIKE_DENSITY`` ones."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand((T, n, *shape), generator=g) < SPIKE_DENSITY).float()
+
+
+def activate(model: Any, x: torch.Tensor) -> None:
+    """Data-dependent scaling of a random model, layer by layer on input spikes x [T, N, C, H, W].
+
+    Every BatchNorm takes the statistics of its input on x (so its output is standardized), and
+    every Linear not followed by a BatchNorm is scaled so its output on x has standard deviation 1
+    (LSUV-style). The model is left in eval mode.
+    """
+    from tcja_deploy.models import specs
+
+    layers = list(model.config.layers)
+    model.eval()
+    h = x
+    with torch.no_grad():
+        for i, (spec, module) in enumerate(zip(layers, model.layers)):
+            if isinstance(spec, specs.BatchNorm):
+                bn = module.module
+                bn.reset_running_stats()
+                bn.momentum = None  # cumulative average: exactly this batch's statistics
+                bn.train()
+                module(h)
+                bn.eval()
+                bn.momentum = 0.1
+            elif isinstance(spec, specs.Linear) and not (i + 1 < len(layers) and isinstance(layers[i + 1], specs.BatchNorm)):
+                std = float(module(h).std())
+                if std > 0:
+                    module.module.weight.mul_(1.0 / std)
+                    if module.module.bias is not None:
+                        module.module.bias.mul_(1.0 / std)
+            h = module(h)
+
+
+def make_random_run(preset: str, run_dir: Path, seed: int = 0, activation_samples: int = 2) -> Any:
+    """Save a seeded random, :func:`activate`-d model of ``preset`` as a run directory; returns its ModelConfig."""
+    from tcja_deploy.models.network import TCJASNN
+    from tcja_deploy.models.presets import get_preset
+    from tcja_deploy.training import checkpoint
+
+    p = get_preset(preset)
+    torch.manual_seed(seed)
+    model = TCJASNN(p.model).eval()
+    activate(model, random_spikes(p.model.T, activation_samples, tuple(p.model.input_shape), seed + 3))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.save_model(run_dir, model, {"preset": preset, "dataset": p.dataset, "note": "random weights (bench)"})
+    return p.model
+
+
+def calibration_bytes(config: Any, samples: int) -> int:
+    """Rough memory of the calibration run: every layer's float64 output over T × samples, kept at once."""
+    from tcja_deploy.models.network import infer_shapes
+
+    per_step = 0
+    for shape in [tuple(config.input_shape)] + infer_shapes(config):
+        n = 1
+        for d in shape:
+            n *= int(d)
+        per_step += n
+    return int(per_step * config.T * samples * 8)
+
+
+def mem_available_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def convert_without_fidelity(run_dir: Path, out_dir: Path, calibration_x: torch.Tensor,
+                             target_name: str = "loihi2") -> dict[str, float]:
+    """Convert ``run_dir`` into ``out_dir`` as ``conversion.deploy.convert`` does, minus fidelity.
+
+    Returns seconds per phase: ``load``, ``passes`` (with calibration), ``netx_export`` (with the
+    read-back check of each file), ``onnx_export``, ``graph_json`` and ``total``.
+    """
+    from tcja_deploy.conversion import netx_export, onnx_export
+    from tcja_deploy.conversion.build import build_graph, load_run
+    from tcja_deploy.conversion.deploy import deploy_document, write_gates
+    from tcja_deploy.conversion.targets import get_target, run_passes
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    t0 = t = time.perf_counter()
+    target = get_target(target_name)
+    model, _train = load_run(run_dir)
+    seconds["load"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    float_graph = build_graph(model)
+    graph = run_passes(target, float_graph, calibration_x)
+    onnx_graph = run_passes(get_target("onnx"), float_graph)
+    seconds["passes"] = time.perf_counter() - t
+
+    files: list[str] = []
+    segs, gate_list, latency = [], [], None
+    t = time.perf_counter()
+    if target.lava_tag:
+        from tcja_deploy.hardware.emulator import latency_steps
+
+        segs, gate_list = netx_export.segments(graph), netx_export.gates(graph)
+        latency = latency_steps(graph)
+        for seg in segs:
+            if seg["file"]:
+                netx_export.export_segment(graph, seg, out_dir / seg["file"])
+                netx_export.check_segment_file(graph, seg, out_dir / seg["file"])
+                files.append(seg["file"])
+        write_gates(out_dir, graph, gate_list)
+        files += [gate["file"] for gate in gate_list]
+    seconds["netx_export"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    onnx_export.export_onnx(onnx_graph, out_dir / "model.onnx", calibration_x[:, :2])
+    files.append("model.onnx")
+    seconds["onnx_export"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    files.append("graph.json")
+    doc = deploy_document(graph, target, Path(run_dir), segs, gate_list, latency, files)
+    (out_dir / "graph.json").write_text(json.dumps(doc))
+    seconds["graph_json"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - t0
+    return seconds
+
+
+def random_deploy(preset: str, workdir: Path, calibration_samples: int, seed: int = 0) -> tuple[Path, Any]:
+    """A converted (loihi2) deploy directory of a random ``preset`` model under ``workdir``; (dir, config)."""
+    config = make_random_run(preset, workdir / "run", seed)
+    x_cal = random_spikes(config.T, calibration_samples, tuple(config.input_shape), seed + 11)
+    convert_without_fidelity(workdir / "run", workdir / "deploy", x_cal)
+    return workdir / "deploy", config
