@@ -317,9 +317,9 @@ def _fmt(v: Any) -> str:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """Plain-text table: figure | unit | ours | peer (name) | ratio ours/peer."""
-    header = ["figure", "unit", "ours", "peer", "peer figure", "ours/peer"]
-    body = [[r["figure"], r["unit"], _fmt(r["ours"]), r.get("peer_name", ""), _fmt(r["peer"]),
+    """Plain-text table: figure | unit | better (higher/lower) | ours | peer name | peer figure | ours/peer."""
+    header = ["figure", "unit", "better", "ours", "peer", "peer figure", "ours/peer"]
+    body = [[r["figure"], r["unit"], r.get("better", ""), _fmt(r["ours"]), r.get("peer_name", ""), _fmt(r["peer"]),
              (_fmt(r["ratio"]) + "×") if r.get("ratio") is not None else "—"] for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731

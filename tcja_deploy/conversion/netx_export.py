@@ -111,7 +111,8 @@ def neuron_params(neuron: g.QCubaLIF) -> dict:
 
 def slayer_blocks(graph: g.Graph, seg: dict) -> list[nn.Module]:
     """The slayer blocks of one segment (the first one an ``input`` block carrying only the input shape)."""
-    with contextlib.redirect_stdout(io.StringIO()):  # lava-dl's import prints a Prophesee toolbox notice
+    # lava-dl's import prints a Prophesee toolbox notice and torch's "No CUDA runtime is found"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         from lava.lib.dl.slayer.block import cuba
 
     shapes, ins = infer_shapes(graph), input_shapes(graph)

@@ -208,7 +208,10 @@ def calibrate(graph: g.Graph, x: torch.Tensor) -> dict:
     return {"input_max": float(x.max()), "input_integer": bool(torch.equal(x, x.round())), "u_max": u_max}
 
 
-def _input_quantization(shape, calibration: Optional[dict], max_bits: int = 8) -> g.QInput:
+def _input_quantization(shape, calibration: Optional[dict], first_layer=None, max_bits: int = 8) -> g.QInput:
+    """Input payloads: binary spikes, integer counts as they are, or float values (images) at b bits with
+    scale max/(2^b − 1). For floats, b ∈ [3, max_bits] maximises min(input levels, weight levels of the
+    first layer): every input bit costs that layer a bit of weight range (its bias and state limits)."""
     if calibration is None:
         return g.QInput(tuple(shape), payload_bits=0, scale=1.0)
     xmax = max(float(calibration["input_max"]), 0.0)
@@ -218,12 +221,24 @@ def _input_quantization(shape, calibration: Optional[dict], max_bits: int = 8) -
         bits = max(1, math.ceil(math.log2(xmax + 1)))
         if bits <= max_bits:
             return g.QInput(tuple(shape), payload_bits=bits, scale=1.0)
-    return g.QInput(tuple(shape), payload_bits=max_bits, scale=(xmax or 1.0) / ((1 << max_bits) - 1))
+    candidates = []
+    for bits in range(max_bits, 2, -1):
+        levels = (1 << bits) - 1
+        scale = (xmax or 1.0) / levels
+        weight_levels = levels
+        if first_layer is not None:
+            syn, neuron, u_max = first_layer
+            weight_levels = quantize_synapse_neuron(syn, neuron, scale, float(levels), u_max)[2]["weight_levels_used"]
+        candidates.append((min(levels, weight_levels), bits, scale))
+    _, bits, scale = max(candidates)
+    return g.QInput(tuple(shape), payload_bits=bits, scale=scale)
 
 
 def quantize_synapse_neuron(syn: g.Node, neuron: g.CubaLIF, input_scale: float, input_max: float,
                             u_max: Optional[float]) -> tuple[g.Node, g.QCubaLIF, dict]:
     """8-bit weights and an integer threshold for one synapse + CUBA pair.
+
+    ``input_scale`` is the float value of one input payload unit, ``input_max`` the largest payload.
 
     One scale β per layer (a LIF is invariant to scaling its weights, bias and threshold together):
     w_int = 2·round(W·s_in·β/2) ∈ [−256, 254], vth_mant = θ·β (an integer: β = vth_mant/θ),
@@ -242,9 +257,10 @@ def quantize_synapse_neuron(syn: g.Node, neuron: g.CubaLIF, input_scale: float, 
         limits["weights"] = WEIGHT_MAX / wmax
     if neuron.bias is not None and np.abs(neuron.bias).max() > 0:
         limits["bias"] = BIAS_MAX / float(np.abs(neuron.bias).max())
-    if u_max is None:  # worst case over inputs in [0, input_max]
+    if u_max is None:  # worst case over input values in [0, input_max·input_scale]
         wf = w.reshape(w.shape[0], -1)
-        u_max = max(np.clip(wf, 0, None).sum(1).max(), -np.clip(wf, None, 0).sum(1).min()) * input_max / neuron.du
+        u_max = max(np.clip(wf, 0, None).sum(1).max(), -np.clip(wf, None, 0).sum(1).min()) \
+            * input_max * input_scale / neuron.du
     b_max = 0.0 if neuron.bias is None else float(np.abs(neuron.bias).max())
     state = max(u_max * STATE_MARGIN, (1 - neuron.dv) * theta + u_max * STATE_MARGIN + b_max)
     if state > 0:
@@ -289,7 +305,12 @@ def quantize_loihi2(graph: g.Graph, calibration: Optional[dict] = None, gate_pay
     while i < len(items):
         name, node = items[i]
         if isinstance(node, g.Input):
-            q = _input_quantization(node.shape, calibration)
+            first = None
+            if i + 2 < len(items) and isinstance(items[i + 1][1], (g.Conv2d, g.Linear)) \
+                    and isinstance(items[i + 2][1], g.CubaLIF):
+                u = None if calibration is None else calibration["u_max"].get(items[i + 2][0])
+                first = (items[i + 1][1], items[i + 2][1], u)
+            q = _input_quantization(node.shape, calibration, first)
             out.append((name, q))
             scale, bits = q.scale, q.payload_bits
             xmax = 1.0 if bits == 0 else float((1 << bits) - 1)

@@ -69,8 +69,9 @@ def import_lava_runtime() -> None:
 
 
 def import_netx():
-    """``lava.lib.dl.netx.hdf5``, without the lava-dl import's stdout chatter (a Prophesee toolbox notice)."""
-    with contextlib.redirect_stdout(io.StringIO()):
+    """``lava.lib.dl.netx.hdf5``, without the lava-dl import's chatter (a Prophesee toolbox notice, and
+    torch's "No CUDA runtime is found" from slayer's JIT module)."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         from lava.lib.dl.netx import hdf5
     return hdf5
 
@@ -196,8 +197,7 @@ def run_lava(deploy_dir: Path, x: torch.Tensor, labels: Optional[np.ndarray] = N
         raise UserError(f"input has {x.shape[0]} time steps, the network {T}")
     timing = plan_timing(graph, segs, gates)
     lags = timing["lags"]
-    last_lag = max(lags.values())
-    steps = timing["pad"] + N * T + (last_lag - 1 - timing["pad"]) + 1
+    steps = max(lags.values()) + N * T - 1  # until the last layer has sent the last step of the last sample
     b = _Builder(deploy_dir, doc, graph, tag)
 
     # ---- input
@@ -227,9 +227,9 @@ def run_lava(deploy_dir: Path, x: torch.Tensor, labels: Optional[np.ndarray] = N
         if k in timing["delays"]:
             prev_port = _delay_line(b, prev_port, prev_shape, timing["delays"][k], tag)
         lag_in = lags[seg["layers"][0]] - 1
-        net_in_port, layer_ports = _segment(b, seg, k, tag, lag_in, in_bits if k == 0 else gates[k - 1]["payload_bits"])
+        seg_bits = in_bits if k == 0 else gates[k - 1]["payload_bits"]
+        net_in_port, layer_ports = _segment(b, seg, k, tag, lag_in, seg_bits)
         # connect the previous output (CHW / flat) to the segment input (WHC / flat)
-        seg_in_shape = tuple(seg["input_shape"])
         if k == 0:
             prev_port.connect(net_in_port)
         elif isinstance(graph.nodes[seg["nodes"][0]], g.Flatten):
@@ -260,11 +260,14 @@ def run_lava(deploy_dir: Path, x: torch.Tensor, labels: Optional[np.ndarray] = N
             if whc:
                 arr = arr.transpose(0, 3, 2, 1)  # WHC → CHW
             arr = arr.reshape(steps, *shape)
-            idx = lag - 1  # monitor row of step `lag`
+            idx = lag - 1  # row of Lava step `lag`
             win = arr[idx: idx + N * T].reshape(N, T, *shape)
             recorded[name] = np.moveaxis(win, 0, 1)  # [T, N, ...]
     finally:
-        src.stop()
+        try:
+            src.stop()
+        except Exception:  # never started (a compile error): keep the original exception
+            pass
     seconds = time.perf_counter() - start
     return _activity(graph, recorded, payload, labels, N, tag, {
         "lava_steps": steps, "seconds": seconds, "lags": lags, "pad": timing["pad"],

@@ -59,9 +59,10 @@ FUSED_SURROGATES = ("super", "tanh", "triangle", "circ", "heavi_erfc")
 
 @dataclass(frozen=True)
 class _StepConstants:
-    """Norse's per-step scalars, rounded to float32 as Norse's 0-d parameter tensors are (dt = 1).
+    """Norse's per-step scalars, computed as Norse computes them: in its 0-d parameter tensors' dtype.
 
-    a = dt·τ_mem⁻¹, nb = −dt·τ_syn⁻¹, plus v_leak, v_th, v_reset and the surrogate's alpha.
+    a = dt·τ_mem⁻¹, nb = −dt·τ_syn⁻¹, plus v_leak, v_th, v_reset and the surrogate's alpha (float32 for
+    :class:`LIFConfig`; an op with a float32 tensor rounds them to float32 as it does Norse's tensors).
     """
 
     a: float
@@ -73,9 +74,9 @@ class _StepConstants:
 
     @classmethod
     def of(cls, p: LIFParameters, dt: float) -> "_StepConstants":
-        f32 = lambda t: float(torch.as_tensor(t, dtype=torch.float32))  # noqa: E731
-        return cls(a=f32(dt * torch.as_tensor(p.tau_mem_inv)), nb=f32(-dt * torch.as_tensor(p.tau_syn_inv)),
-                   v_leak=f32(p.v_leak), v_th=f32(p.v_th), v_reset=f32(p.v_reset), alpha=f32(p.alpha))
+        f = lambda t: float(torch.as_tensor(t))  # noqa: E731
+        return cls(a=f(dt * torch.as_tensor(p.tau_mem_inv)), nb=f(-dt * torch.as_tensor(p.tau_syn_inv)),
+                   v_leak=f(p.v_leak), v_th=f(p.v_th), v_reset=f(p.v_reset), alpha=f(p.alpha))
 
 
 @torch.jit.script
@@ -220,8 +221,14 @@ def lif_window(x: Tensor, p: LIFParameters, dt: float = 1.0) -> Tensor:
     c = _StepConstants.of(p, dt)
     if c.v_leak != 0.0:
         raise ValueError("lif_window starts from v = 0, which is Norse's rest state only when v_leak = 0")
+    return _apply_fused(x, c, p.method)
+
+
+@torch.compiler.disable
+def _apply_fused(x: Tensor, c: _StepConstants, method: str) -> Tensor:
+    """The autograd node (opaque to torch.compile, which cannot trace the TorchScript loops: a graph break)."""
     x = x.to(torch.promote_types(x.dtype, torch.float32))
-    return _LIFWindow.apply(x, c, p.method)
+    return _LIFWindow.apply(x, c, method)
 
 
 class LIFSequence(nn.Module):
@@ -242,9 +249,11 @@ class LIFSequence(nn.Module):
         self.config = config
         self.implementation = implementation
         self.lif = NorseLIF(p=config.norse_parameters(), dt=1.0)
+        self._fused = config.surrogate in FUSED_SURROGATES
+        self._constants = _StepConstants.of(self.lif.p, self.lif.dt) if self._fused else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.implementation == "fused" and self.config.surrogate in FUSED_SURROGATES:
-            return lif_window(x, self.lif.p, self.lif.dt)
+        if self.implementation == "fused" and self._fused:
+            return _apply_fused(x, self._constants, self.config.surrogate)
         spikes, _ = self.lif(x)
         return spikes

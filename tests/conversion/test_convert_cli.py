@@ -110,3 +110,15 @@ def test_convert_end_to_end(run_dir, tmp_path, capsys):
     # converting again replaces the directory whole
     assert convert.main(["--target", "onnx", "--run", str(run_dir), "--out", str(out)]) == 0
     assert sorted(os.listdir(out)) == ["fidelity.json", "graph.json", "model.onnx"]
+
+
+def test_dataset_of_a_run():
+    from tcja_deploy.conversion.deploy import dataset_name
+    from tcja_deploy.models import get_preset
+
+    digits = get_preset("digits").model
+    assert dataset_name(digits, {"preset": "digits", "encoding": "events"}) == "digits-events"
+    assert dataset_name(digits, {"preset": "digits", "encoding": "images"}) == "digits-images"
+    assert dataset_name(digits, {}) == "digits-events"
+    assert dataset_name(digits, {"dataset": "fashion_mnist"}) == "fashion_mnist"
+    assert dataset_name(digits, {"preset": "tiny"}) is None

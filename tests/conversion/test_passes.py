@@ -230,3 +230,22 @@ def test_quantize_loihi2_needs_the_trunk_passes():
     gr = build_graph(tiny_model())
     with pytest.raises(ConversionError, match="batchnorm|has no Loihi 2 form|lif_to_cuba"):
         P.quantize_loihi2(gr)
+
+
+def test_quantize_graded_float_input():
+    """Images (float intensities) become 8-bit payloads with a scale; the first layer's weights absorb it."""
+    model = tiny_model()
+    fg = run_passes(TARGETS["lava-float"], build_graph(model))
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand((T, 16, 2, 8, 8), generator=gen) * 0.8
+    q = P.quantize_loihi2(fg, P.calibrate(fg, x))
+    inp = q.nodes["input"]
+    levels = (1 << inp.payload_bits) - 1
+    assert 3 <= inp.payload_bits <= 8 and inp.scale == pytest.approx(float(x.max()) / levels)
+    assert q.nodes["conv0"].input_scale == inp.scale
+    # the input width balances input levels against the first layer's weight levels
+    assert min(levels, q.meta["quantization"]["conv0"]["weight_levels_used"]) >= 30
+    payload = emulator.input_payload(x.double(), inp)
+    assert payload.max() == levels and torch.equal(payload, payload.round())
+    fl, qa = emulator.emulate(fg, x, record=True), emulator.emulate(q, x, record=True)
+    assert np.mean(fl.layers[0].output_spikes == qa.layers[0].output_spikes) > 0.95
