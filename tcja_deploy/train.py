@@ -10,11 +10,14 @@ else CPU. Writes a run directory (default ``runs/<preset>-<YYYYmmdd-HHMMSS>``) w
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from tcja_deploy.errors import UserError, cli_main
-from tcja_deploy.models.presets import PRESET_NAMES
-from tcja_deploy.training.config import ENCODINGS, LOSSES, TrainConfig
+# OMP_WAIT_POLICY=PASSIVE is set in tcja_deploy/__init__.py, before torch loads.
+
+from tcja_deploy.errors import UserError, cli_main  # noqa: E402
+from tcja_deploy.models.presets import PRESET_NAMES  # noqa: E402
+from tcja_deploy.training.config import ENCODINGS, LOSSES, TrainConfig  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -48,7 +49,9 @@ def run_benchmark(name: str, opts: common.BenchOptions) -> tuple[dict, Path]:
     if opts.device == "cuda" and not torch.cuda.is_available():
         raise common.BenchUnavailable("--device cuda: no CUDA device is available here")
     module = load_benchmark(name)
+    load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     result = module.run(opts)
+    result.setdefault("load_average_start", load_start)
     return result, common.write_results(name, result, opts)
 
 

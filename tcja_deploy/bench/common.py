@@ -227,12 +227,16 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _version(module: str) -> str | None:
+def _dist_version(dist: str) -> str | None:
+    """Installed version of a distribution (pip name), or None."""
     try:
-        mod = __import__(module)
-    except Exception:  # noqa: BLE001 - any import failure means "not available"
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:  # pragma: no cover
         return None
-    return getattr(mod, "__version__", "unknown")
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
 
 
 def machine_info(device: str) -> dict[str, Any]:
@@ -247,25 +251,18 @@ def machine_info(device: str) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "torch": torch.__version__,
-        "norse": _version("norse"),
-        "spikingjelly": _spikingjelly_version(),
-        "lava": _version("lava"),
-        "cupy": _version("cupy"),
+        "norse": _dist_version("norse"),
+        "spikingjelly": _dist_version("spikingjelly"),
+        "lava-nc": _dist_version("lava-nc"),
+        "lava-dl": _dist_version("lava-dl"),
+        "numpy": _dist_version("numpy"),
+        "cupy": _dist_version("cupy") or _dist_version("cupy-cuda12x") or _dist_version("cupy-cuda11x"),
         "device": device,
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
         info["cuda"] = torch.version.cuda
     return info
-
-
-def _spikingjelly_version() -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version("spikingjelly")
-    except Exception:  # noqa: BLE001
-        return _version("spikingjelly")
 
 
 def ratio_row(figure: str, unit: str, ours: float | None, peer: float | None, peer_name: str,

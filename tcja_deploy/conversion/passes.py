@@ -186,25 +186,25 @@ def lif_to_cuba(graph: g.Graph) -> g.Graph:
 
 
 # ---------------------------------------------------------------------------------------- quantize
-def calibrate(graph: g.Graph, x: torch.Tensor) -> dict:
+def calibrate(graph: g.Graph, x: torch.Tensor, batch_size: int = 32) -> dict:
     """Statistics ``quantize_loihi2`` sizes its scales with, from running the float ``graph`` on ``x``.
 
     Returns ``{"input_max": float, "input_integer": bool, "u_max": {cuba node name: max |u|}}`` where u is
     the CUBA current (``u ← (1−du)·u + x``) in float units.
     """
-    x = x.to(torch.float32)  # statistics only: float32 is plenty
-    _, outs = run_graph(graph, x, record=True)
     names = graph.names
-    u_max = {}
-    for i, (name, node) in enumerate(graph.items()):
-        if isinstance(node, g.CubaLIF):
-            a = outs[names[i - 1]]
-            u = torch.zeros_like(a[0])
-            m = 0.0
-            for t in range(a.shape[0]):
-                u = (1 - node.du) * u + a[t]
-                m = max(m, float(u.abs().max()))
-            u_max[name] = m
+    u_max = {name: 0.0 for name, node in graph.items() if isinstance(node, g.CubaLIF)}
+    for start in range(0, x.shape[1], batch_size):
+        xb = x[:, start:start + batch_size].to(torch.float32)  # statistics only: float32 is plenty
+        _, outs = run_graph(graph, xb, record=True)
+        for i, (name, node) in enumerate(graph.items()):
+            if isinstance(node, g.CubaLIF):
+                a = outs[names[i - 1]]
+                u = torch.zeros_like(a[0])
+                for t in range(a.shape[0]):
+                    u = (1 - node.du) * u + a[t]
+                    u_max[name] = max(u_max[name], float(u.abs().max()))
+    x = x.to(torch.float32)
     return {"input_max": float(x.max()), "input_integer": bool(torch.equal(x, x.round())), "u_max": u_max}
 
 

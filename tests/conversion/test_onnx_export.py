@@ -27,3 +27,20 @@ def test_onnx_equals_torch(tmp_path):
     m = onnx_export.check_module(gr, model, x)
     assert m["max_abs_diff"] == 0.0
     assert np.array_equal(onnx_export.onnx_scores(path, x[:, :1]), onnx_export.onnx_scores(path, x)[:1])
+
+
+def test_disputed_samples_are_rerun_one_at_a_time(tmp_path):
+    """Where the batched torch scores differ from ONNX by a spike, torch is re-run per sample (as ORT runs)."""
+    model = tiny_model()
+    gr = run_passes(TARGETS["onnx"], build_graph(model))
+    path = tmp_path / "model.onnx"
+    x = tiny_input(6)
+    onnx_export.export_onnx(gr, path, x[:, :2])
+    batched = scores_of(model, x)
+    fake = batched.copy()
+    fake[2, 0] += 0.25  # as if batching had flipped spikes of sample 2
+    r = onnx_export.check_onnx_against(path, model, fake, x)
+    assert r["rerun_one_at_a_time"] == 1 and r["max_abs_diff"] <= 1e-4 and r["predictions_identical"]
+    assert r["torch_batch_effect"]["max_abs_diff"] >= 0.25 - 1e-6
+    clean = onnx_export.check_onnx_against(path, model, batched, x)
+    assert clean["rerun_one_at_a_time"] == 0 and clean["torch_batch_effect"] is None
