@@ -10,7 +10,6 @@ else CPU. Writes a run directory (default ``runs/<preset>-<YYYYmmdd-HHMMSS>``) w
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 # OMP_WAIT_POLICY=PASSIVE is set in tcja_deploy/__init__.py, before torch loads.
