@@ -258,6 +258,7 @@ def machine_info(device: str) -> dict[str, Any]:
         "numpy": _dist_version("numpy"),
         "cupy": _dist_version("cupy") or _dist_version("cupy-cuda12x") or _dist_version("cupy-cuda11x"),
         "device": device,
+        "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
