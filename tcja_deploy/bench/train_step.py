@@ -35,13 +35,12 @@ import dataclasses
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tcja_deploy.bench import common
 from tcja_deploy.models import specs
 from tcja_deploy.models.lif import LIFSequence
-from tcja_deploy.models.network import TCJASNN, SharedDropout, rate_loss
+from tcja_deploy.models.network import TCJASNN, SharedDropout, infer_shapes, rate_loss
 from tcja_deploy.models.presets import get_preset
 
 NAME = "train-step"
@@ -111,10 +110,7 @@ class SJNet(nn.Module):
         from spikingjelly.activation_based import layer, neuron, surrogate
 
         super().__init__()
-        shapes = [tuple(config.input_shape)]
-        from tcja_deploy.models.network import infer_shapes
-
-        shapes += infer_shapes(config)
+        shapes = [tuple(config.input_shape)] + infer_shapes(config)
         body: list[nn.Module] = []
         self.ours_to_sj: list[tuple[int, nn.Module, str]] = []
         vote: nn.Module = nn.Identity()
