@@ -2,8 +2,10 @@
 
 Layer ``config.layers[i]`` becomes one node named after its type and its index among layers of that
 type (``conv0``, ``bn0``, ``lif0``, ``tcja0``, ``pool0``, ``flatten0``, ``dropout0``, ``linear0``, ``vote``);
-weights are copied as float32 numpy arrays. The graph ends with a ``vote`` node (``Vote(1)`` when the
-config has none: the score is then the mean output over time, as :meth:`TCJASNN.forward`).
+weights are copied as float32 numpy arrays. A final linear with no LIF after it becomes the host-side
+``readout0`` node (:class:`graph.Readout`: scores = mean over T of W·s + b). The graph ends with a
+``vote`` node (``Vote(1)`` when the config has none: the score is then the mean output over time, as
+:meth:`TCJASNN.forward`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ def _np(t: torch.Tensor) -> np.ndarray:
 def unsupported_layer(index: int, kind: str) -> UserError:
     return UserError(f"layer {index} has type {kind!r}, which the conversion does not support; "
                      f"supported layer types: {', '.join(SUPPORTED_LAYER_TYPES)}")
+
+
+def _is_readout(layers, i: int) -> bool:
+    """A linear with no LIF after it (only dropout / vote follow): the network's non-spiking readout."""
+    return all(isinstance(layer, (specs.Dropout, specs.Vote)) for layer in layers[i + 1:])
 
 
 def build_graph(model: TCJASNN) -> g.Graph:
@@ -71,7 +78,12 @@ def build_graph(model: TCJASNN) -> g.Graph:
             nodes[name] = g.Flatten()
         elif isinstance(spec, specs.Linear):
             lin = module.module
-            nodes[name] = g.Linear(_np(lin.weight), None if lin.bias is None else _np(lin.bias))
+            bias = None if lin.bias is None else _np(lin.bias)
+            if _is_readout(config.layers, i):
+                nodes[f"readout{counts.get('readout', 0)}"] = g.Readout(_np(lin.weight), bias)
+                counts["readout"] = counts.get("readout", 0) + 1
+            else:
+                nodes[name] = g.Linear(_np(lin.weight), bias)
         elif isinstance(spec, specs.Vote):
             if i != len(config.layers) - 1:
                 raise UserError(f"layer {i} (vote) must be the last layer")

@@ -19,6 +19,9 @@ Deploy directory (written in a temporary folder next to ``--out`` and renamed wh
                          squeezed, "s_shape": [C, H, W] squeezed, "x_shape": [C, H', W'] gated,
                          "mode": "window" | "streaming", "payload_bits"}]
       "latency_steps": synaptic hops + T per window gate (null for onnx)
+      "readout":       (only when the network ends in a non-spiking linear) {"node": readout node, "host": true,
+                        "input_from": the layer whose recorded output it reads, "nodes": host-side nodes (flattens,
+                        readout, vote)}: run on the host in float64, after the chip; no NetX segment holds it
       "lava":          {"select_tag", "reset_interval": T, "input_pad_steps", "delay_lines": {segment: steps},
                         "lags": {node: Lava step at which sample 0, step 0 leaves it}, "notes"}
       "files":         [every file of the directory]
@@ -116,6 +119,12 @@ def deploy_document(graph: g.Graph, target: Target, run_dir: Path, segs: list[di
     doc["segments"] = segs
     doc["gates"] = gate_list
     doc["latency_steps"] = latency
+    readouts = [n for n, node in graph.items() if isinstance(node, g.Readout)]
+    if readouts:
+        host = g.host_nodes(graph)
+        names = graph.names
+        doc["readout"] = {"node": readouts[0], "host": True, "input_from": names[names.index(host[0]) - 1],
+                          "nodes": host}
     if target.lava_tag and segs:
         timing = plan_timing(graph, segs, gate_list)
         doc["lava"] = {"select_tag": target.lava_tag, "reset_interval": int(graph.meta["T"]),

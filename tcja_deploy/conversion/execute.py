@@ -112,6 +112,23 @@ def gate(x: torch.Tensor, s: torch.Tensor, w_tla: torch.Tensor, w_cla: torch.Ten
     return x * gv[..., None, None]
 
 
+def readout(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], input_scale: float = 1.0
+            ) -> torch.Tensor:
+    """The host readout: [T, N, in] → [T, N, K] = W·(input_scale·x) + b, in x's dtype.
+
+    Eagerly it computes one sample at a time ([T, in] @ [in, K]), so a sample's result does not depend on
+    the batch it ran in (the emulator and the Lava runner get bit-identical scores); traced (ONNX), one matmul.
+    """
+    if input_scale != 1.0:
+        x = x * input_scale
+    if torch.jit.is_tracing() or x.shape[1] == 0:
+        return F.linear(x, weight, bias)
+    wt = weight.T.contiguous()
+    ys = [x[:, n].contiguous() @ wt for n in range(x.shape[1])]
+    y = torch.stack(ys, 1)
+    return y if bias is None else y + bias
+
+
 def vote(x: torch.Tensor, voters: int) -> torch.Tensor:
     """[T, N, K·voters] → scores [N, K]: per-step group mean, then mean over time (as TCJASNN)."""
     return x.reshape(*x.shape[:-1], -1, voters).mean(-1).mean(0)
@@ -137,7 +154,7 @@ def infer_shapes(graph: g.Graph) -> dict[str, tuple[int, ...]]:
             co, _, k, _ = node.weight.shape
             s, p = node.stride, node.padding
             shape = (co, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
-        elif isinstance(node, (g.Linear, g.QLinear)):
+        elif isinstance(node, (g.Linear, g.QLinear, g.Readout)):
             shape = (node.weight.shape[0],)
         elif isinstance(node, (g.MaxPool, g.AvgPool)):
             c, h, w = shape
@@ -199,6 +216,8 @@ def run_node(node: g.Node, x: torch.Tensor, outputs: Optional[dict] = None) -> t
     if isinstance(node, g.Gate):
         s = x if node.squeeze_from is None else outputs[node.squeeze_from]
         return gate(x, s, _t(node.w_tla, dt), _t(node.w_cla, dt), node.causal)
+    if isinstance(node, g.Readout):
+        return readout(x, _t(node.weight, dt), _t(node.bias, dt), float(node.input_scale))
     if isinstance(node, g.Vote):
         return vote(x, node.voters)
     from tcja_deploy.hardware import emulator  # fixed-point nodes

@@ -23,6 +23,11 @@ Node types (``type`` in JSON), float stage:
   node ``squeeze_from`` when the gate moved past a max pool (it then squeezes the *unpooled* spikes and
   scales the pooled ones; exact: the gate is ≥ 0 and constant per (t, c)). ``squeeze_from`` adds an
   edge. ``mode`` is ``"window"`` (non-causal, buffers T steps) or ``"streaming"`` (causal variant).
+- ``readout`` — ``Readout(weight [K, in], bias [K] | null, input_scale, host)``: a final non-spiking linear
+  layer that runs on the host, not on the chip: per step ``y_t = W·(input_scale·s_t) + b`` of the previous
+  layer's output s (binary spikes or graded payloads; ``input_scale`` is the float value of one payload
+  unit, 1 in float graphs), computed in float64 from the recorded spikes; the ``vote`` after it takes
+  the mean over time. NetX segments stop before it (and before the flattens that feed it).
 - ``vote`` — ``Vote(voters)``: class score = mean over time and over groups of ``voters`` outputs.
 
 Fixed-point stage (after ``quantize_loihi2``; integers in Loihi units, see DESIGN §3):
@@ -162,6 +167,15 @@ class Gate:
 
 
 @dataclass(frozen=True, eq=False)
+class Readout:
+    weight: np.ndarray
+    bias: Optional[np.ndarray] = None
+    input_scale: float = 1.0
+    host: bool = True
+    kind: ClassVar[str] = "readout"
+
+
+@dataclass(frozen=True, eq=False)
 class Vote:
     voters: int
     kind: ClassVar[str] = "vote"
@@ -219,13 +233,25 @@ class QGate:
     kind: ClassVar[str] = "q_gate"
 
 
-Node = Union[Input, Conv2d, Linear, BatchNorm, LIF, CubaLIF, MaxPool, AvgPool, Flatten, Dropout, TCJA, Gate, Vote,
-             QInput, QConv2d, QLinear, QCubaLIF, QGate]
+Node = Union[Input, Conv2d, Linear, BatchNorm, LIF, CubaLIF, MaxPool, AvgPool, Flatten, Dropout, TCJA, Gate, Readout,
+             Vote, QInput, QConv2d, QLinear, QCubaLIF, QGate]
 NODE_TYPES: dict[str, type] = {cls.kind: cls for cls in (
-    Input, Conv2d, Linear, BatchNorm, LIF, CubaLIF, MaxPool, AvgPool, Flatten, Dropout, TCJA, Gate, Vote,
+    Input, Conv2d, Linear, BatchNorm, LIF, CubaLIF, MaxPool, AvgPool, Flatten, Dropout, TCJA, Gate, Readout, Vote,
     QInput, QConv2d, QLinear, QCubaLIF, QGate)}
 SYNAPSES = (Conv2d, Linear, QConv2d, QLinear)
 NEURONS = (LIF, CubaLIF, QCubaLIF)
+
+
+def host_nodes(graph: "Graph") -> list[str]:
+    """The nodes that run on the host after the chip: a ``readout``, the flattens feeding it, the ``vote``."""
+    names = graph.names
+    idx = [i for i, n in enumerate(names) if isinstance(graph.nodes[n], Readout)]
+    if not idx:
+        return [n for n in names if isinstance(graph.nodes[n], Vote)]
+    i = idx[0]
+    while i > 0 and isinstance(graph.nodes[names[i - 1]], Flatten):
+        i -= 1
+    return names[i:]
 
 
 # ---------------------------------------------------------------------------------------------- graph

@@ -37,14 +37,19 @@ def segments(graph: g.Graph) -> list[dict]:
 
     Each: ``{"index", "file", "input_from", "input_shape", "input_payload_bits", "nodes", "layers",
     "output_shape"}``: ``nodes`` are the graph nodes it holds, ``layers`` its synapse nodes (one NetX
-    block each), ``input_from`` the node feeding it (the ``q_input`` or a ``q_gate``).
+    block each), ``input_from`` the node feeding it (the ``q_input`` or a ``q_gate``). Segments stop before
+    a host ``readout`` (and the flattens that feed it).
     """
     shapes = infer_shapes(graph)
     segs: list[dict] = []
     current: Optional[dict] = None
     prev_name, prev_bits = None, 0
     fixed = any(isinstance(n, g.QInput) for n in graph.nodes.values())
+    host = set(g.host_nodes(graph))
+    has_readout = any(isinstance(n, g.Readout) for n in graph.nodes.values())
     for name, node in graph.items():
+        if name in host and not isinstance(node, g.Vote):
+            continue  # the host readout (and the flattens feeding it) runs after the chip, on recorded spikes
         if isinstance(node, (g.QInput, g.Input)):
             prev_name, prev_bits = name, getattr(node, "payload_bits", None)
         elif isinstance(node, (g.QConv2d, g.QLinear, g.QCubaLIF, g.Conv2d, g.Linear, g.CubaLIF, g.Flatten)):
@@ -65,7 +70,7 @@ def segments(graph: g.Graph) -> list[dict]:
                                       f"or a gate on the input): not supported")
             current, prev_name, prev_bits = None, name, getattr(node, "payload_bits", None)
         elif isinstance(node, g.Vote):
-            if current is None:
+            if current is None and not has_readout:
                 raise ConversionError(f"node {name!r} (vote) must read the spikes of a trunk segment, not a gate")
         else:
             raise ConversionError(f"node {name!r} ({node.kind}) cannot run in a trunk segment; the target's passes "

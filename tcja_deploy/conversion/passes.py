@@ -22,7 +22,7 @@ import torch
 
 from tcja_deploy.conversion import gate_math
 from tcja_deploy.conversion import graph as g
-from tcja_deploy.conversion.execute import ConversionError, infer_shapes, input_shapes, run_graph
+from tcja_deploy.conversion.execute import ConversionError, infer_shapes, input_shapes, run_node
 
 #: Loihi 2 fixed-point limits used by ``quantize_loihi2`` (DESIGN §3).
 WEIGHT_MAX, WEIGHT_MIN = 254, -256  # slayer's 8-bit weights: even integers at w_scale 64
@@ -119,7 +119,7 @@ def maxpool_to_or(graph: g.Graph) -> g.Graph:
 
 def avgpool_fold(graph: g.Graph) -> g.Graph:
     """AvgPool(k) → folded into the next conv2d (kernel upsampled by k, /k², stride and padding ×k) or,
-    through a flatten, into the next linear (weights spread over each k×k block, /k²)."""
+    through a flatten, into the next linear or readout (weights spread over each k×k block, /k²)."""
     items = list(graph.items())
     in_shapes = input_shapes(graph)
     out: list[tuple[str, g.Node]] = []
@@ -141,7 +141,8 @@ def avgpool_fold(graph: g.Graph) -> g.Graph:
             wt = np.repeat(np.repeat(np.asarray(conv.weight, np.float64), k, axis=2), k, axis=3) / (k * k)
             out.append((nxt[0], g.evolve(conv, weight=wt, stride=conv.stride * k, padding=conv.padding * k)))
             i += 2
-        elif isinstance(nxt[1], g.Flatten) and i + 2 < len(items) and isinstance(items[i + 2][1], g.Linear):
+        elif isinstance(nxt[1], g.Flatten) and i + 2 < len(items) \
+                and isinstance(items[i + 2][1], (g.Linear, g.Readout)):
             lname, lin = items[i + 2]
             hp, wp = h // k, w // k
             wl = np.asarray(lin.weight, np.float64).reshape(-1, c, hp, wp)
@@ -186,26 +187,54 @@ def lif_to_cuba(graph: g.Graph) -> g.Graph:
 
 
 # ---------------------------------------------------------------------------------------- quantize
-def calibrate(graph: g.Graph, x: torch.Tensor, batch_size: int = 32) -> dict:
+#: Calibration streams the samples through the float graph in batches of at most this many ...
+CALIBRATION_BATCH = 32
+#: ... and fewer when one batch's largest node output (float32, whole window) would exceed this.
+CALIBRATION_BATCH_BYTES = 128 << 20
+
+
+def calibration_batch_size(graph: g.Graph, T: int, max_batch: int = CALIBRATION_BATCH,
+                           budget: int = CALIBRATION_BATCH_BYTES) -> int:
+    """Samples per calibration batch: ``max_batch``, or fewer so that the largest per-node output of a
+    batch (float32, T steps) stays within ``budget`` bytes (at least 1)."""
+    sizes = [int(np.prod(s)) for s in infer_shapes(graph).values() if len(s)]
+    per_sample = max(sizes, default=1) * max(int(T), 1) * 4
+    return int(max(1, min(max_batch, budget // per_sample)))
+
+
+def calibrate(graph: g.Graph, x: torch.Tensor, batch_size: Optional[int] = None) -> dict:
     """Statistics ``quantize_loihi2`` sizes its scales with, from running the float ``graph`` on ``x``.
 
     Returns ``{"input_max": float, "input_integer": bool, "u_max": {cuba node name: max |u|}}`` where u is
     the CUBA current (``u ← (1−du)·u + x``) in float units.
+
+    Streamed: the samples run in batches (``batch_size``, default :func:`calibration_batch_size`), node
+    by node, keeping only the running maxima and the outputs a later gate squeezes; peak memory is a few
+    node outputs of one batch, whatever the number of samples. The maxima do not depend on the batching.
     """
-    names = graph.names
+    if batch_size is None:
+        batch_size = calibration_batch_size(graph, x.shape[0])
     u_max = {name: 0.0 for name, node in graph.items() if isinstance(node, g.CubaLIF)}
-    for start in range(0, x.shape[1], batch_size):
-        xb = x[:, start:start + batch_size].to(torch.float32)  # statistics only: float32 is plenty
-        _, outs = run_graph(graph, xb, record=True)
-        for i, (name, node) in enumerate(graph.items()):
-            if isinstance(node, g.CubaLIF):
-                a = outs[names[i - 1]]
-                u = torch.zeros_like(a[0])
-                for t in range(a.shape[0]):
-                    u = (1 - node.du) * u + a[t]
-                    u_max[name] = max(u_max[name], float(u.abs().max()))
-    x = x.to(torch.float32)
-    return {"input_max": float(x.max()), "input_integer": bool(torch.equal(x, x.round())), "u_max": u_max}
+    keep = {n.squeeze_from for n in graph.nodes.values() if getattr(n, "squeeze_from", None)}
+    input_max, input_integer = float("-inf"), True
+    with torch.no_grad():
+        for start in range(0, x.shape[1], batch_size):
+            a = x[:, start:start + batch_size].to(torch.float32)  # statistics only: float32 is plenty
+            input_max = max(input_max, float(a.max()))
+            input_integer = input_integer and bool(torch.equal(a, a.round()))
+            outputs: dict = {}
+            for name, node in graph.items():
+                if isinstance(node, g.CubaLIF):
+                    u = torch.zeros_like(a[0])
+                    for t in range(a.shape[0]):
+                        u = (1 - node.du) * u + a[t]
+                        u_max[name] = max(u_max[name], float(u.abs().max()))
+                    del u
+                a = run_node(node, a, outputs)
+                if name in keep:
+                    outputs[name] = a
+            del a, outputs
+    return {"input_max": input_max, "input_integer": input_integer, "u_max": u_max}
 
 
 def _input_quantization(shape, calibration: Optional[dict], first_layer=None, max_bits: int = 8) -> g.QInput:
@@ -287,7 +316,8 @@ def quantize_synapse_neuron(syn: g.Node, neuron: g.CubaLIF, input_scale: float, 
 
 def quantize_loihi2(graph: g.Graph, calibration: Optional[dict] = None, gate_payload_bits: int = GATE_PAYLOAD_BITS,
                     gate_weight_bits: int = 8) -> g.Graph:
-    """Float CUBA graph → Loihi 2 fixed point: q_input, q_conv2d / q_linear + q_cuba_lif, q_gate.
+    """Float CUBA graph → Loihi 2 fixed point: q_input, q_conv2d / q_linear + q_cuba_lif, q_gate; a host
+    ``readout`` keeps its float weights and records the value of one input payload unit (``input_scale``).
 
     Args:
         calibration: from :func:`calibrate` (input range; per-layer current range). None: binary input
@@ -340,6 +370,10 @@ def quantize_loihi2(graph: g.Graph, calibration: Optional[dict] = None, gate_pay
                                       payload_bits=q.payload_bits, payload_scale=q.gate_scale,
                                       params=q.to_arrays(), squeeze_from=node.squeeze_from)))
             scale, bits, xmax = q.gate_scale, q.payload_bits, float(q.payload_max)
+            i += 1
+        elif isinstance(node, g.Readout):  # host side: float weights on the payloads' float value
+            out.append((name, g.evolve(node, input_scale=float(scale) * float(node.input_scale))))
+            scale, bits, xmax = 1.0, 32, 1.0
             i += 1
         elif isinstance(node, (g.Flatten, g.Vote)):
             out.append((name, node))

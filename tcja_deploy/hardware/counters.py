@@ -147,14 +147,37 @@ def event_counts(x: np.ndarray, payload_bits: int) -> np.ndarray:
     return (x != 0).astype(np.int64)
 
 
-def synops_per_sample(layer: LayerActivity) -> np.ndarray:
-    """[N] SynOps of ``layer``: Σ over steps and input positions of events × fan-out."""
-    fan = fanout(layer)
+def compact_events(x: np.ndarray, payload_bits: int) -> np.ndarray:
+    """The events of :func:`event_counts` in the narrowest array that holds them, without an int64 copy.
+
+    Graded activity → a bool mask of the non-zero values; binary activity of an unsigned or bool dtype
+    (the emulator's uint8 spikes) → the array itself; anything else → :func:`event_counts`. Sum it
+    with ``dtype=np.int64`` (numpy accumulates in int64 without materialising a converted copy).
+    """
+    x = np.asarray(x)
+    if payload_bits > 0:
+        return x != 0
+    if x.dtype == np.bool_ or np.issubdtype(x.dtype, np.unsignedinteger):
+        return x
+    return event_counts(x, payload_bits)
+
+
+def synops_per_sample(layer: LayerActivity, events_per_position: Optional[np.ndarray] = None,
+                      fan: Optional[np.ndarray] = None) -> np.ndarray:
+    """[N] SynOps of ``layer``: Σ over steps and input positions of events × fan-out.
+
+    ``events_per_position`` ([N, positions] int64 events summed over steps) and ``fan`` (the layer's
+    :func:`fanout`) may be passed when the caller already has them.
+    """
+    if fan is None:
+        fan = fanout(layer)
     x = np.asarray(layer.input_spikes)
     N = x.shape[1]
     if fan is None:
         return np.zeros(N, dtype=np.int64)
-    ev = event_counts(x, layer.input_payload_bits).sum(axis=0)  # [N, *in_shape]
+    ev = events_per_position
+    if ev is None:
+        ev = compact_events(x, layer.input_payload_bits).reshape(x.shape[0], N, -1).sum(axis=0, dtype=np.int64)
     ev = ev.reshape(N, -1)
     if ev.shape[1] != fan.size:
         raise ValueError(f"layer {layer.name!r}: input has {ev.shape[1]} positions per step, weights expect {fan.size}")
@@ -293,13 +316,27 @@ def count_layer(layer: LayerActivity, steps_simulated: Optional[int] = None,
     neurons = 0 if is_gate else units
     steps_run = int(steps_simulated) if steps_simulated is not None else T
 
-    in_ev = event_counts(x, layer.input_payload_bits).reshape(x.shape[0], N, -1).sum(axis=(0, 2))
-    out_ev = event_counts(y, layer.output_payload_bits).reshape(T, N, -1)
-    spikes = out_ev.sum(axis=(0, 2))
+    fan = None if is_gate else fanout(layer)
+    # Events in their compact dtype (uint8 / bool), summed with int64 accumulators: no int64 copies of
+    # the [T, N, ...] arrays. Input events summed over steps per position serve the SynOps too.
+    x_ev = compact_events(x, layer.input_payload_bits).reshape(x.shape[0], N, -1)
+    if fan is not None:
+        in_pos = x_ev.sum(axis=0, dtype=np.int64)  # [N, positions]
+        in_ev = in_pos.sum(axis=1)
+        synops = synops_per_sample(layer, in_pos, fan)
+    else:
+        in_ev = x_ev.sum(axis=(0, 2), dtype=np.int64)
+        synops = synops_per_sample(layer, None, fan) if not is_gate else np.zeros(N, dtype=np.int64)
+    out_ev = compact_events(y, layer.output_payload_bits).reshape(T, N, -1)
+    spikes = out_ev.sum(axis=(0, 2), dtype=np.int64)
     # A neuron-step is active when it fired (count > 1 cannot happen for a neuron in one step).
-    active = (out_ev > 0).sum(axis=(0, 2)) if not is_gate else np.zeros(N, dtype=np.int64)
+    if is_gate:
+        active = np.zeros(N, dtype=np.int64)
+    elif out_ev.dtype == np.bool_ or out_ev.size == 0 or out_ev.max() <= 1:
+        active = spikes.copy()  # 0/1 events: the active steps are the events
+    else:
+        active = np.count_nonzero(out_ev, axis=(0, 2)).astype(np.int64)
     graded = spikes if layer.output_payload_bits > 0 else np.zeros(N, dtype=np.int64)
-    synops = synops_per_sample(layer)
     zeros = np.zeros(N, dtype=np.int64)
     counts = {
         "input_events": in_ev.astype(np.int64),
@@ -321,7 +358,7 @@ def count_layer(layer: LayerActivity, steps_simulated: Optional[int] = None,
             counts[k] = np.broadcast_to(np.asarray(v, dtype=np.int64), (N,)).copy()
     rate = spikes / float(max(units * T, 1))
     return LayerCounts(name=layer.name, kind=layer.kind, neurons=neurons, units=units, steps=T,
-                       synapses=synapse_count(layer), counts=counts, firing_rate=rate.astype(np.float64))
+                       synapses=0 if fan is None else int(fan.sum()), counts=counts, firing_rate=rate.astype(np.float64))
 
 
 @dataclass

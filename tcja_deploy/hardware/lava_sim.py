@@ -40,7 +40,8 @@ import torch
 from scipy.sparse import SparseEfficiencyWarning
 
 from tcja_deploy.conversion import graph as g
-from tcja_deploy.conversion.execute import infer_shapes, vote
+from tcja_deploy.conversion.execute import infer_shapes, readout, vote
+from tcja_deploy.conversion.graph import host_nodes
 from tcja_deploy.errors import UserError
 from tcja_deploy.hardware.activity import LayerActivity, NetworkActivity
 
@@ -272,7 +273,7 @@ def run_lava(deploy_dir: Path, x: torch.Tensor, labels: Optional[np.ndarray] = N
     return _activity(graph, recorded, payload, labels, N, tag, {
         "lava_steps": steps, "seconds": seconds, "lags": lags, "pad": timing["pad"],
         "delay_lines": timing["delays"], "select_tag": tag, "graph_names": graph.names,
-        "latency_steps": int(lags[graph.names[-2]] - lags[graph.names[0]])})
+        "latency_steps": int(lags[[n for n in graph.names if n in lags][-1]] - lags[graph.names[0]])})
 
 
 def _segment(b: _Builder, seg: dict, k: int, tag: str, lag_in: int, in_bits: int):
@@ -419,9 +420,17 @@ def _activity(graph: g.Graph, recorded: dict, payload: np.ndarray, labels, N: in
                                     output_spikes=out_arr, input_payload_bits=in_bits,
                                     latency_steps=layer["latency_steps"], **kw))
         prev = out
-    last = layers[-1].output_spikes.astype(np.float64)
+    last = torch.as_tensor(layers[-1].output_spikes.astype(np.float64))
+    for name in host_nodes(graph):  # the host readout (float64, on the recorded spikes) and the vote
+        node = graph.nodes[name]
+        if isinstance(node, g.Flatten):
+            last = last.flatten(2)
+        elif isinstance(node, g.Readout):
+            last = readout(last, torch.as_tensor(np.asarray(node.weight), dtype=torch.float64),
+                           None if node.bias is None else torch.as_tensor(np.asarray(node.bias), dtype=torch.float64),
+                           float(node.input_scale))
     vote_node = graph.nodes[graph.names[-1]]
-    scores = vote(torch.as_tensor(last), vote_node.voters).numpy()
+    scores = vote(last, vote_node.voters).numpy()
     labels = np.full(N, -1) if labels is None else np.asarray(labels)
     return NetworkActivity(layers=layers, scores=scores, labels=labels, steps=int(extra["lava_steps"]),
                            backend="lava-sim", extra=extra)

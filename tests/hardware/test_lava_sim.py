@@ -74,3 +74,26 @@ def test_lava_agrees_with_emulator(tmp_path, kind):
         gate = next(a for a in lava.layers if a.kind == "gate")
         assert gate.gate["mode"] == "streaming" and gate.latency_steps == 0
         assert lava.extra["latency_steps"] == emulator.latency_steps(graph) == 5  # 5 hops, no window
+
+
+def readout_run(path: Path) -> Path:
+    """The tiny network ending in a bare Linear (host readout) that reads the graded output of a gate."""
+    layers = (Conv(4), BatchNorm(), LIF(), MaxPool(2),
+              Conv(6), BatchNorm(), LIF(), TCJAAttention(2, 3), MaxPool(2),
+              Flatten(), Linear(2, bias=True))
+    save_model(path, tiny_model(config=tiny_config(layers)), {"preset": "tiny"})
+    return path
+
+
+@pytest.mark.slow
+def test_lava_readout_scores_identical_to_emulator(tmp_path):
+    run, out = readout_run(tmp_path / "run"), tmp_path / "deploy"
+    deploy.convert(run, out, "loihi2", lava_samples=0, log=lambda s: None)
+    doc, graph = load_deploy(out)
+    assert doc["readout"]["host"] and doc["readout"]["node"] == "readout0"
+    assert all("readout0" not in seg["nodes"] for seg in doc["segments"])
+    x = tiny_input(3, seed=7)
+    emu = emulator.emulate(graph, x)
+    lava = run_lava(out, x)
+    assert all(r["identical"] for r in spike_agreement(emu, lava).values())
+    assert np.array_equal(lava.scores, emu.scores)
