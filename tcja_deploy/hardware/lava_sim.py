@@ -44,29 +44,7 @@ from tcja_deploy.conversion.execute import infer_shapes, readout, vote
 from tcja_deploy.conversion.graph import host_nodes
 from tcja_deploy.errors import UserError
 from tcja_deploy.hardware.activity import LayerActivity, NetworkActivity
-
-
-def import_lava_runtime() -> None:
-    """Import Lava's runtime even when the multiprocessing start method is already fixed.
-
-    Lava calls ``multiprocessing.set_start_method('fork')`` on import, which raises once anything fixed
-    the start method (a tqdm lock during training in the same process does); fork is Linux's default,
-    so the call is forced in that case.
-    """
-    import multiprocessing as mp
-    import sys
-
-    if "lava.magma.runtime.runtime" in sys.modules:
-        return
-    if mp.get_start_method(allow_none=True) is None:
-        import lava.magma.runtime.runtime  # noqa: F401
-        return
-    original = mp.set_start_method
-    mp.set_start_method = lambda method, force=False: original(method, force=True)
-    try:
-        import lava.magma.runtime.runtime  # noqa: F401
-    finally:
-        mp.set_start_method = original
+from tcja_deploy.hardware.lava_runtime import import_lava_runtime  # noqa: F401 (re-exported)
 
 
 def import_netx():

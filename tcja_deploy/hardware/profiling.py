@@ -56,6 +56,7 @@ import numpy as np
 from tcja_deploy import atomic
 from tcja_deploy.errors import UserError
 from tcja_deploy.hardware import energy as E
+from tcja_deploy.hardware.lava_runtime import import_lava_runtime
 from tcja_deploy.hardware.activity import NetworkActivity
 from tcja_deploy.hardware.ann_baseline import ann_counts
 from tcja_deploy.hardware.counters import COUNT_KEYS, NetworkCounts, count_network
@@ -94,28 +95,6 @@ def prepare_backend(backend: Backend) -> None:
     prepare = getattr(backend, "prepare", None)
     if callable(prepare):
         prepare()
-
-
-def import_lava_runtime() -> None:
-    """Import Lava's runtime safely.
-
-    Lava calls ``multiprocessing.set_start_method('fork')`` when its runtime is imported, which raises
-    once anything has fixed the start method (a tqdm progress bar's lock does). Where it is already
-    fixed, the import runs with that call forced (fork is Linux's default anyway).
-    """
-    import multiprocessing as mp
-
-    if "lava.magma.runtime.runtime" in sys.modules:
-        return
-    if mp.get_start_method(allow_none=True) is None:
-        import lava.magma.runtime.runtime  # noqa: F401
-        return
-    original = mp.set_start_method
-    mp.set_start_method = lambda method, force=False: original(method, force=True)
-    try:
-        import lava.magma.runtime.runtime  # noqa: F401
-    finally:
-        mp.set_start_method = original
 
 
 def load_graph(deploy_dir: Path):
