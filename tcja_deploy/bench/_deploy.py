@@ -12,7 +12,6 @@ dataset is missing) with a stated sample count.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -117,9 +116,8 @@ def convert_without_fidelity(run_dir: Path, out_dir: Path, calibration_x: torch.
     Returns seconds per phase: ``load``, ``passes`` (with calibration), ``netx_export`` (with the
     read-back check of each file), ``onnx_export``, ``graph_json`` and ``total``.
     """
-    from tcja_deploy.conversion import netx_export, onnx_export
     from tcja_deploy.conversion.build import build_graph, load_run
-    from tcja_deploy.conversion.deploy import deploy_document, write_gates
+    from tcja_deploy.conversion.deploy import write_artifacts
     from tcja_deploy.conversion.targets import get_target, run_passes
 
     out_dir = Path(out_dir)
@@ -136,33 +134,7 @@ def convert_without_fidelity(run_dir: Path, out_dir: Path, calibration_x: torch.
     onnx_graph = run_passes(get_target("onnx"), float_graph)
     seconds["passes"] = time.perf_counter() - t
 
-    files: list[str] = []
-    segs, gate_list, latency = [], [], None
-    t = time.perf_counter()
-    if target.lava_tag:
-        from tcja_deploy.hardware.emulator import latency_steps
-
-        segs, gate_list = netx_export.segments(graph), netx_export.gates(graph)
-        latency = latency_steps(graph)
-        for seg in segs:
-            if seg["file"]:
-                netx_export.export_segment(graph, seg, out_dir / seg["file"])
-                netx_export.check_segment_file(graph, seg, out_dir / seg["file"])
-                files.append(seg["file"])
-        write_gates(out_dir, graph, gate_list)
-        files += [gate["file"] for gate in gate_list]
-    seconds["netx_export"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    onnx_export.export_onnx(onnx_graph, out_dir / "model.onnx", calibration_x[:, :2])
-    files.append("model.onnx")
-    seconds["onnx_export"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    files.append("graph.json")
-    doc = deploy_document(graph, target, Path(run_dir), segs, gate_list, latency, files)
-    (out_dir / "graph.json").write_text(json.dumps(doc))
-    seconds["graph_json"] = time.perf_counter() - t
+    write_artifacts(graph, onnx_graph, target, Path(run_dir), out_dir, calibration_x[:, :2], seconds)
     seconds["total"] = time.perf_counter() - t0
     return seconds
 

@@ -29,6 +29,8 @@ from typing import Any, Callable
 
 import torch
 
+from tcja_deploy import atomic
+
 DEFAULT_OUT_DIR = Path("bench") / "results"
 
 
@@ -283,9 +285,7 @@ def write_results(name: str, result: dict[str, Any], opts: BenchOptions) -> Path
     path = out_dir / f"{name}-{host}-{now.strftime('%Y%m%dT%H%M%S%fZ')}.json"
     doc = {"benchmark": name, "timestamp": now.isoformat(), "machine": machine_info(opts.device),
            "options": opts.to_dict(), **result}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
-    tmp.replace(path)
+    atomic.write_text(path, json.dumps(doc, indent=2, default=_json_default) + "\n")
     return path
 
 

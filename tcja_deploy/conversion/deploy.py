@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -151,6 +150,45 @@ def write_gates(out: Path, graph: g.Graph, gate_list: list[dict]) -> None:
         np.savez(out / gate["file"], **{k: np.asarray(v) for k, v in arrays.items()})
 
 
+def write_artifacts(graph: g.Graph, onnx_graph: g.Graph, target: Target, run_dir: Path, out: Path,
+                    onnx_input: torch.Tensor, seconds: dict[str, float],
+                    extra_files: tuple[str, ...] = ()) -> tuple[list[dict], list[dict], Optional[int], list[str]]:
+    """Write a converted graph's deploy files into ``out``.
+
+    NetX segments (each read back by NetX), gate parameters (Lava targets only), ``model.onnx`` traced on
+    ``onnx_input`` [T, N, C, H, W] and ``graph.json``, whose file list also names ``extra_files``.
+    Phase times (s) go into ``seconds``. Returns (segments, gates, latency in steps, files).
+    """
+    files: list[str] = []
+    segs: list[dict] = []
+    gate_list: list[dict] = []
+    latency: Optional[int] = None
+    t = time.perf_counter()
+    if target.lava_tag:
+        from tcja_deploy.hardware.emulator import latency_steps
+
+        segs, gate_list = netx_export.segments(graph), netx_export.gates(graph)
+        latency = latency_steps(graph)
+        for seg in segs:
+            if seg["file"]:
+                netx_export.export_segment(graph, seg, out / seg["file"])
+                netx_export.check_segment_file(graph, seg, out / seg["file"])
+                files.append(seg["file"])
+        write_gates(out, graph, gate_list)
+        files += [gate["file"] for gate in gate_list]
+        seconds["netx_export"] = time.perf_counter() - t
+    t = time.perf_counter()
+    onnx_export.export_onnx(onnx_graph, out / "model.onnx", onnx_input)
+    files.append("model.onnx")
+    seconds["onnx_export"] = time.perf_counter() - t
+    t = time.perf_counter()
+    files += ["graph.json", *extra_files]
+    doc = deploy_document(graph, target, run_dir, segs, gate_list, latency, files)
+    (out / "graph.json").write_text(json.dumps(doc))
+    seconds["graph_json"] = time.perf_counter() - t
+    return segs, gate_list, latency, files
+
+
 def check_out_dir(out_dir: Path, run_dir: Path) -> None:
     """``--out`` is replaced whole: refuse anything but a new path, an empty folder or a deploy directory."""
     if out_dir.exists() and not out_dir.is_dir():
@@ -190,33 +228,11 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
 
     fid: dict = {"data": data_info, "target": target.name, "T": int(model.config.T)}
     with atomic.atomic_dir(out_dir) as tmp:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a deploy directory is for others to read
-        files = []
-        segs, gate_list, latency = [], [], None
-        if target.lava_tag:
-            from tcja_deploy.hardware.emulator import latency_steps
-
-            try:
-                segs, gate_list = netx_export.segments(graph), netx_export.gates(graph)
-            except ConversionError as e:
-                raise UserError(f"{run_dir}: {e}") from None
-            latency = latency_steps(graph)
-            t = time.perf_counter()
-            for seg in segs:
-                if seg["file"]:
-                    netx_export.export_segment(graph, seg, tmp / seg["file"])
-                    netx_export.check_segment_file(graph, seg, tmp / seg["file"])
-                    files.append(seg["file"])
-            write_gates(tmp, graph, gate_list)
-            files += [gate["file"] for gate in gate_list]
-            seconds["netx_export"] = time.perf_counter() - t
-        t = time.perf_counter()
-        onnx_export.export_onnx(onnx_graph, tmp / "model.onnx", x_test[:, :2])
-        files.append("model.onnx")
-        seconds["onnx_export"] = time.perf_counter() - t
-        files += ["graph.json", "fidelity.json"]
-        doc = deploy_document(graph, target, run_dir, segs, gate_list, latency, files)
-        (tmp / "graph.json").write_text(json.dumps(doc))
+        try:
+            _, _, latency, _ = write_artifacts(graph, onnx_graph, target, run_dir, tmp, x_test[:, :2], seconds,
+                                               extra_files=("fidelity.json",))
+        except ConversionError as e:
+            raise UserError(f"{run_dir}: {e}") from None
         fid["latency_steps"] = latency
 
         # ---- fidelity
