@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(PY) -m tcja_deploy.demo
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q tests
 
 clean:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tcja_deploy.conversion.targets import TARGETS
+from tcja_deploy.conversion.targets import TARGET_NAMES as TARGETS
 from tcja_deploy.errors import UserError, cli_main
 
 
@@ -46,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     check_device(args.device)
     from tcja_deploy.conversion import fidelity
     from tcja_deploy.conversion.deploy import convert
+    from tcja_deploy.hardware.verify import lava_check
 
-    fid = convert(args.run, args.out, args.target, args.lava_samples, args.device)
+    fid = convert(args.run, args.out, args.target, args.lava_samples, args.device, lava_check=lava_check)
     print(fidelity.format_table(fid))
     print(f"wrote {args.out} in {fid['seconds']['total']:.1f} s")
     return 0

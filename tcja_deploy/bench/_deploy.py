@@ -23,16 +23,6 @@ from tcja_deploy.bench.common import BenchUnavailable
 SPIKE_DENSITY = 0.2
 
 
-def require(module: str, bench: str) -> None:
-    """Raise BenchUnavailable("needs <module>") if ``module`` cannot be imported."""
-    import importlib
-
-    try:
-        importlib.import_module(module)
-    except ImportError as e:
-        raise BenchUnavailable(f"{bench} needs {module} ({e})") from None
-
-
 def random_spikes(T: int, n: int, shape: tuple[int, ...], seed: int) -> torch.Tensor:
     """Binary frames [T, n, *shape] with ``SPIKE_DENSITY`` ones."""
     g = torch.Generator().manual_seed(seed)

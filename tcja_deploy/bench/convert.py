@@ -35,8 +35,6 @@ MEMORY_FRACTION = 0.5
 
 
 def run(opts: common.BenchOptions) -> dict[str, Any]:
-    _deploy.require("tcja_deploy.conversion.deploy", NAME)
-    _deploy.require("tcja_deploy.conversion.netx_export", NAME)
     size = opts.size if opts.size in SIZES else "cpu"
     case = dict(SIZES[size])
     presets = list(opts.extra.get("presets") or case["presets"])

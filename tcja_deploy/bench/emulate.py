@@ -39,19 +39,17 @@ GOAL_SPEEDUP = 1000.0
 
 
 def run(opts: common.BenchOptions) -> dict[str, Any]:
-    _deploy.require("tcja_deploy.hardware.emulator", NAME)
-    _deploy.require("tcja_deploy.hardware.lava_sim", NAME)
-    _deploy.require("tcja_deploy.conversion.deploy", NAME)
-    from tcja_deploy.conversion.fidelity import spike_agreement
+    from tcja_deploy.conversion.deploy_dir import read_deploy
     from tcja_deploy.hardware.emulator import emulate
-    from tcja_deploy.hardware.lava_sim import load_deploy, run_lava
+    from tcja_deploy.hardware.lava_sim import run_lava
+    from tcja_deploy.hardware.verify import spike_agreement
 
     size = opts.size if opts.size in SIZES else "cpu"
     n = SIZES[size]["samples"]
     preset = (opts.extra.get("presets") or [PRESET])[0]
     with tempfile.TemporaryDirectory(prefix="tcja-bench-emulate-") as tmp:
         deploy, config = _deploy.random_deploy(preset, Path(tmp), CALIBRATION_SAMPLES, opts.seed)
-        _, graph = load_deploy(deploy)
+        graph = read_deploy(deploy).graph
         x = _deploy.random_spikes(config.T, n, tuple(config.input_shape), opts.seed + 5)
         labels = np.random.default_rng(opts.seed).integers(0, config.num_classes, n)
 

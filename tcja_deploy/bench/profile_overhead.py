@@ -34,33 +34,33 @@ GOAL_OVERHEAD = 1.2
 
 
 def run(opts: common.BenchOptions) -> dict[str, Any]:
-    _deploy.require("tcja_deploy.hardware.emulator", NAME)
-    _deploy.require("tcja_deploy.hardware.profiling", NAME)
-    _deploy.require("tcja_deploy.hardware.counters", NAME)
-    _deploy.require("tcja_deploy.conversion.deploy", NAME)
+    from tcja_deploy.conversion.deploy_dir import read_deploy
     from tcja_deploy.hardware import energy as E
     from tcja_deploy.hardware import profiling as P
+    from tcja_deploy.hardware.backends import EmulatorBackend
     from tcja_deploy.hardware.emulator import emulate
+    from tcja_deploy.hardware.profile_doc import versions
 
     size = opts.size if opts.size in SIZES else "cpu"
     n = SIZES[size]["samples"]
     preset = (opts.extra.get("presets") or [PRESET])[0]
     with tempfile.TemporaryDirectory(prefix="tcja-bench-profile-") as tmp:
         deploy, config = _deploy.random_deploy(preset, Path(tmp), CALIBRATION_SAMPLES, opts.seed)
-        graph = P.load_graph(deploy)
+        deploy = read_deploy(deploy)
+        graph = deploy.graph
         x = _deploy.random_spikes(config.T, n, tuple(config.input_shape), opts.seed + 5)
         frames = x.numpy()
         labels = np.random.default_rng(opts.seed).integers(0, config.num_classes, n)
         profiles = E.resolve_profiles(None)
         info = P.deploy_info(deploy)
-        meta = {"backend": "emulator", "deploy": {"dir": str(deploy), "hash": P.deploy_hash(deploy), **info},
-                "versions": P.versions(), "samples": {"requested": n, "split": "random spikes (bench)",
+        meta = {"backend": "emulator", "deploy": {"dir": str(deploy.dir), "hash": deploy.combined_hash(), **info},
+                "versions": versions(), "samples": {"requested": n, "split": "random spikes (bench)",
                                                       "first_index": 0, "selected": n}}
         out_dir = Path(tmp) / "profile"
         docs: list[dict] = []
         # One backend for all repetitions: its graph.json is parsed once, as the plain side's graph is
         # (like with like: both sides warm; a CLI run parses it once either way).
-        backend = P.EmulatorBackend(chunk_size=CHUNK)
+        backend = EmulatorBackend(chunk_size=CHUNK)
 
         def profiled() -> None:
             batches = ((frames[:, s:s + CHUNK], labels[s:s + CHUNK]) for s in range(0, n, CHUNK))

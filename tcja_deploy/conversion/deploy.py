@@ -51,9 +51,15 @@ from tcja_deploy.conversion import fidelity as F
 from tcja_deploy.conversion import gate_math, netx_export, onnx_export
 from tcja_deploy.conversion import graph as g
 from tcja_deploy.conversion.build import build_graph, load_run
-from tcja_deploy.conversion.execute import ConversionError
+from tcja_deploy.conversion.execute import scores_of_graph
+from tcja_deploy.conversion.graph import ConversionError
+from tcja_deploy.conversion.layers import latency_steps, plan_timing
 from tcja_deploy.conversion.targets import Target, get_target, run_passes
 from tcja_deploy.errors import UserError
+
+#: The Lava check of a conversion, supplied by the hardware stage (:func:`tcja_deploy.hardware.verify.lava_check`):
+#: ``(deploy_dir, graph, x [T, n, C, H, W], labels [n], float_scores [n, K], select_tag, log) → fidelity["lava"]``.
+LavaCheck = Callable[..., Optional[dict]]
 
 CALIBRATION_SAMPLES = 256
 RANDOM_SAMPLES = 64
@@ -110,8 +116,6 @@ def load_data(model_config, train: dict, log: Callable[[str], None] = print):
 # ---------------------------------------------------------------------------------------- writing
 def deploy_document(graph: g.Graph, target: Target, run_dir: Path, segs: list[dict], gate_list: list[dict],
                     latency: Optional[int], files: list[str]) -> dict:
-    from tcja_deploy.hardware.lava_sim import plan_timing
-
     doc = graph.to_dict()
     doc["target"] = target.name
     doc["source_run"] = str(run_dir)
@@ -165,8 +169,6 @@ def write_artifacts(graph: g.Graph, onnx_graph: g.Graph, target: Target, run_dir
     latency: Optional[int] = None
     t = time.perf_counter()
     if target.lava_tag:
-        from tcja_deploy.hardware.emulator import latency_steps
-
         segs, gate_list = netx_export.segments(graph), netx_export.gates(graph)
         latency = latency_steps(graph)
         for seg in segs:
@@ -203,9 +205,12 @@ def check_out_dir(out_dir: Path, run_dir: Path) -> None:
 # ---------------------------------------------------------------------------------------- convert
 def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samples: int = 16,
             device: str = "cpu", log: Callable[[str], None] = print,
-            gate_payload_bits: Optional[int] = None) -> dict:
-    """Convert ``run_dir`` for ``target_name`` into ``out_dir`` (atomically); returns the fidelity dict."""
-    target = get_target(target_name)
+            gate_payload_bits: Optional[int] = None, lava_check: Optional[LavaCheck] = None) -> dict:
+    """Convert ``run_dir`` for ``target_name`` into ``out_dir`` (atomically); returns the fidelity dict.
+
+    ``lava_check`` runs the first ``lava_samples`` test samples on Lava and compares them with the emulator
+    (the hardware stage's :func:`tcja_deploy.hardware.verify.lava_check`); None: no Lava check.
+    """
     if lava_samples < 0:
         raise UserError(f"--lava-samples {lava_samples}: must be ≥ 0")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -218,9 +223,10 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
 
     t = time.perf_counter()
     float_graph = build_graph(model)
+    options = {"gate_payload_bits": gate_payload_bits} if gate_payload_bits else {}
     try:
-        options = {"gate_payload_bits": gate_payload_bits} if gate_payload_bits and target.name == "loihi2" else {}
-        graph = run_passes(target, float_graph, x_cal, **options)
+        target = get_target(target_name, x_cal, **options)
+        graph = run_passes(target, float_graph)
     except ConversionError as e:
         raise UserError(f"{run_dir}: {e}") from None
     onnx_graph = run_passes(get_target("onnx"), float_graph)
@@ -244,40 +250,19 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
         fid["emulator"] = None
         fid["lava"] = None
         if target.lava_tag:
-            from tcja_deploy.hardware import emulator
-
             t = time.perf_counter()
-            emu_all = emulator.emulate(graph, x_test, y_test, record=False, device=device)
-            acc = F.accuracy(emu_all.scores, y_test)
+            acc = F.accuracy(scores_of_graph(graph, x_test, device=device), y_test)
             fid["emulator"] = {"accuracy": acc, "samples": int(len(y_test)),
                                "accuracy_drop_pp": 100 * (fid["float"]["accuracy"] - acc),
-                               "quantized": target.name == "loihi2"}
+                               "quantized": target.quantized}
             seconds["emulator"] = time.perf_counter() - t
             n = min(lava_samples, x_test.shape[1])
-            lava = None
-            if n > 0:
-                from tcja_deploy.hardware.lava_sim import run_lava
-
+            if n > 0 and lava_check is not None:
                 t = time.perf_counter()
-                emu = emulator.emulate(graph, x_test[:, :n], y_test[:n], record=True)
-                try:
-                    lava = run_lava(tmp, x_test[:, :n], y_test[:n], select_tag=target.lava_tag)
-                except Exception as e:  # the artifacts stand; the failed check is recorded and shown
-                    log(f"warning: the Lava simulation failed: {e.__class__.__name__}: {e}")
-                    lava = None
-                    fid["lava"] = {"error": f"{e.__class__.__name__}: {e}", "samples": n,
-                                   "all_layers_identical": False}
-            if n > 0 and lava is not None:
-                layers = F.spike_agreement(emu, lava)
-                fid["lava"] = {"accuracy": F.accuracy(lava.scores, y_test[:n]), "samples": n,
-                               "float_accuracy_same_samples": F.accuracy(float_scores[:n], y_test[:n]),
-                               "emulator_accuracy_same_samples": F.accuracy(emu.scores, y_test[:n]),
-                               "scores_identical": bool(np.array_equal(emu.scores, lava.scores)),
-                               "steps": int(lava.extra["lava_steps"]), "seconds": float(lava.extra["seconds"]),
-                               "latency_steps": int(lava.extra["latency_steps"]),
-                               "alignment_delay_lines": {str(k): v for k, v in lava.extra["delay_lines"].items()},
-                               "layers": layers, "all_layers_identical": all(r["identical"] for r in layers.values())}
-                seconds["lava"] = time.perf_counter() - t
+                fid["lava"] = lava_check(tmp, graph, x_test[:, :n], y_test[:n], float_scores[:n],
+                                         select_tag=target.lava_tag, log=log)
+                if fid["lava"] is not None and "error" not in fid["lava"]:
+                    seconds["lava"] = time.perf_counter() - t
 
         t = time.perf_counter()
         onnx = onnx_export.check_onnx_against(tmp / "model.onnx", model, float_scores, x_test)

@@ -1,26 +1,29 @@
 """What every graph node computes, as small pure torch functions over a window.
 
 Tensors are ``[T, N, *shape]``: T time steps, N samples. Float nodes compute in the dtype of their
-input (float64 in the pass tests, float32 for the ONNX module); fixed-point nodes (``q_*``) are the
-bit-exact integer semantics of :mod:`tcja_deploy.hardware.emulator`. :func:`run_graph` runs a whole
-graph; :class:`GraphModule` wraps a float graph as a traceable ``nn.Module`` (the ONNX export).
+input (float64 in the pass tests, float32 for the ONNX module); fixed-point nodes (``q_*``) run the
+bit-exact integer semantics of :mod:`tcja_deploy.conversion.fixed_point`. :data:`SEMANTICS` is the one
+table from node type to what it computes. :func:`run_graph` runs a whole graph; :class:`GraphModule`
+wraps a float graph as a traceable ``nn.Module`` (the ONNX export).
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tcja_deploy.conversion import fixed_point as Q
 from tcja_deploy.conversion import graph as g
+from tcja_deploy.conversion.graph import ConversionError
+from tcja_deploy.conversion.recurrence import cuba_recurrence
 from tcja_deploy.models.tcja import squeeze_spikes, tcja_gate
 
-
-class ConversionError(ValueError):
-    """A graph the conversion cannot handle; the message names the node and what is unsupported."""
+__all__ = ["ConversionError", "SEMANTICS", "run_node", "run_graph", "infer_shapes", "input_shapes", "GraphModule",
+           "predictions", "scores_of_graph"]
 
 
 # ------------------------------------------------------------------------------------ per-step ops
@@ -68,19 +71,14 @@ def lif(x: torch.Tensor, tau_mem: float, tau_syn: float, v_th: float) -> torch.T
     return torch.stack(out)
 
 
-def cuba(x: torch.Tensor, du: float, dv: float, threshold: float, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Loihi CUBA in floats: u ← (1−du)·u + x; v ← (1−dv)·v + u + bias; z = v > θ; v ← 0 where z."""
-    u = torch.zeros_like(x[0])
-    v = torch.zeros_like(x[0])
+def cuba(x: torch.Tensor, du: float, dv: float, threshold: float, bias: Optional[torch.Tensor] = None,
+         on_current=None) -> torch.Tensor:
+    """Loihi CUBA in floats: u ← (1−du)·u + x; v ← (1−dv)·v + u + bias; z = v > θ; v ← 0 where z.
+
+    ``on_current(u)`` sees the current of every step (calibration)."""
     b = 0.0 if bias is None else _channel_view(bias.to(x.dtype), x.dim() - 1)
-    out = []
-    for t in range(x.shape[0]):
-        u = (1 - du) * u + x[t]
-        v = (1 - dv) * v + u + b
-        z = (v > threshold).to(x.dtype)
-        v = v * (1 - z)
-        out.append(z)
-    return torch.stack(out)
+    return cuba_recurrence(x, decay_u=lambda u: (1 - du) * u, decay_v=lambda v: (1 - dv) * v, threshold=threshold,
+                           bias=b, on_current=on_current)
 
 
 def _channel_view(c: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -143,26 +141,18 @@ def predictions(scores) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------- shapes
 def infer_shapes(graph: g.Graph) -> dict[str, tuple[int, ...]]:
-    """Per-step output shape of every node (``vote``: (K,)), from the input node's shape."""
+    """Per-step output shape of every node (``vote``: (K,)), from the input node's shape; a node that cannot
+    take its input's shape, or an unknown node, raises :class:`ConversionError` naming it."""
     shapes: dict[str, tuple[int, ...]] = {}
     shape: tuple[int, ...] = ()
-    for name, node in graph.items():
-        if isinstance(node, (g.Input, g.QInput)):
-            shape = tuple(node.shape)
-        elif isinstance(node, (g.Conv2d, g.QConv2d)):
-            c, h, w = shape
-            co, _, k, _ = node.weight.shape
-            s, p = node.stride, node.padding
-            shape = (co, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
-        elif isinstance(node, (g.Linear, g.QLinear, g.Readout)):
-            shape = (node.weight.shape[0],)
-        elif isinstance(node, (g.MaxPool, g.AvgPool)):
-            c, h, w = shape
-            shape = (c, h // node.kernel, w // node.kernel)
-        elif isinstance(node, g.Flatten):
-            shape = (int(np.prod(shape)),)
-        elif isinstance(node, g.Vote):
-            shape = (shape[0] // node.voters,)
+    for i, (name, node) in enumerate(graph.items()):
+        g.check_node_type(node)
+        if i == 0 and node.category != "input":
+            raise ConversionError(f"node {name!r} ({node.kind}): a graph starts with an input node")
+        try:
+            shape = node.out_shape(shape)
+        except ConversionError as e:
+            raise ConversionError(f"node {name!r}: {e}") from None
         shapes[name] = shape
     return shapes
 
@@ -183,46 +173,49 @@ def _tensor(a, like: torch.Tensor) -> Optional[torch.Tensor]:
     return None if a is None else torch.as_tensor(np.asarray(a), dtype=like.dtype, device=like.device)
 
 
+def _gate_source(node, x: torch.Tensor, outputs: Optional[dict]) -> torch.Tensor:
+    """The spikes a gate squeezes: its input, or the output of node ``squeeze_from``."""
+    return x if node.squeeze_from is None else outputs[node.squeeze_from]
+
+
+def _float_gate(node: g.Gate, x: torch.Tensor, outputs: Optional[dict]) -> torch.Tensor:
+    return gate(x, _gate_source(node, x, outputs), _tensor(node.w_tla, x), _tensor(node.w_cla, x), node.causal)
+
+
+#: What every node type computes: ``fn(node, x, outputs) → y`` on [T, N, ...] (``outputs``: earlier nodes'
+#: outputs by name, for a gate's ``squeeze_from``). The one table of node semantics; a node type without
+#: an entry cannot run.
+SEMANTICS: dict[type, Callable] = {
+    g.Input: lambda n, x, o: x,
+    g.Dropout: lambda n, x, o: x,
+    g.Conv2d: lambda n, x, o: conv2d(x, _tensor(n.weight, x), _tensor(n.bias, x), n.stride, n.padding, n.groups),
+    g.Linear: lambda n, x, o: linear(x, _tensor(n.weight, x), _tensor(n.bias, x)),
+    g.BatchNorm: lambda n, x, o: batchnorm(x, _tensor(n.mean, x), _tensor(n.var, x), _tensor(n.weight, x),
+                                           _tensor(n.bias, x), n.eps),
+    g.LIF: lambda n, x, o: lif(x, n.tau_mem, n.tau_syn, n.v_th),
+    g.CubaLIF: lambda n, x, o: cuba(x, n.du, n.dv, n.threshold, _tensor(n.bias, x)),
+    g.MaxPool: lambda n, x, o: maxpool(x, n.kernel),
+    g.AvgPool: lambda n, x, o: avgpool(x, n.kernel),
+    g.Flatten: lambda n, x, o: flatten(x),
+    g.TCJA: lambda n, x, o: tcja(x, _tensor(n.w_tla, x), _tensor(n.w_cla, x), n.causal),
+    g.Gate: _float_gate,
+    g.Readout: lambda n, x, o: readout(x, _tensor(n.weight, x), _tensor(n.bias, x), float(n.input_scale)),
+    g.Vote: lambda n, x, o: vote(x, n.voters),
+    g.QInput: lambda n, x, o: Q.input_payload(x, n),
+    g.QConv2d: lambda n, x, o: Q.qconv(x, n.weight, n.stride, n.padding, n.groups),
+    g.QLinear: lambda n, x, o: Q.qlinear(x, n.weight),
+    g.QCubaLIF: lambda n, x, o: Q.qcuba(n, x),
+    g.QGate: lambda n, x, o: Q.gate_fixed(x, _gate_source(n, x, o), n),
+}
+
+
 def run_node(node: g.Node, x: torch.Tensor, outputs: Optional[dict] = None) -> torch.Tensor:
-    """One float node on [T, N, ...] (fixed-point nodes: see :func:`tcja_deploy.hardware.emulator.run_qnode`).
-
-    ``outputs`` holds the outputs of earlier nodes by name (a gate's ``squeeze_from``).
-    """
-    def _t(a, _dtype=None):
-        return _tensor(a, x)
-
-    dt = x.dtype
-
-    if isinstance(node, (g.Input, g.Dropout)):
-        return x
-    if isinstance(node, g.Conv2d):
-        return conv2d(x, _t(node.weight, dt), _t(node.bias, dt), node.stride, node.padding, node.groups)
-    if isinstance(node, g.Linear):
-        return linear(x, _t(node.weight, dt), _t(node.bias, dt))
-    if isinstance(node, g.BatchNorm):
-        return batchnorm(x, _t(node.mean, dt), _t(node.var, dt), _t(node.weight, dt), _t(node.bias, dt), node.eps)
-    if isinstance(node, g.LIF):
-        return lif(x, node.tau_mem, node.tau_syn, node.v_th)
-    if isinstance(node, g.CubaLIF):
-        return cuba(x, node.du, node.dv, node.threshold, _t(node.bias, dt))
-    if isinstance(node, g.MaxPool):
-        return maxpool(x, node.kernel)
-    if isinstance(node, g.AvgPool):
-        return avgpool(x, node.kernel)
-    if isinstance(node, g.Flatten):
-        return flatten(x)
-    if isinstance(node, g.TCJA):
-        return tcja(x, _t(node.w_tla, dt), _t(node.w_cla, dt), node.causal)
-    if isinstance(node, g.Gate):
-        s = x if node.squeeze_from is None else outputs[node.squeeze_from]
-        return gate(x, s, _t(node.w_tla, dt), _t(node.w_cla, dt), node.causal)
-    if isinstance(node, g.Readout):
-        return readout(x, _t(node.weight, dt), _t(node.bias, dt), float(node.input_scale))
-    if isinstance(node, g.Vote):
-        return vote(x, node.voters)
-    from tcja_deploy.hardware import emulator  # fixed-point nodes
-
-    return emulator.run_qnode(node, x, outputs)
+    """One node on [T, N, ...]; ``outputs`` holds the outputs of earlier nodes by name (a gate's
+    ``squeeze_from``). Fixed-point nodes take integer-valued payloads (float64) or int64 sums."""
+    fn = SEMANTICS.get(type(node))
+    if fn is None:
+        raise ConversionError(f"no semantics for node type {getattr(node, 'kind', type(node).__name__)!r}")
+    return fn(node, x, outputs)
 
 
 def run_graph(graph: g.Graph, x: torch.Tensor, record: bool = False):
@@ -247,7 +240,7 @@ class GraphModule(nn.Module):
         super().__init__()
         self.graph = graph
         for name, node in graph.items():
-            if type(node).kind.startswith("q_"):
+            if node.fixed_point:
                 raise ConversionError(f"node {name!r} ({node.kind}) is fixed point; GraphModule runs float graphs")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -256,3 +249,16 @@ class GraphModule(nn.Module):
             x = run_node(node, x, outputs)
             outputs[name] = x
         return x
+
+
+def scores_of_graph(graph: g.Graph, x: torch.Tensor, batch_size: int = 64, device: str | torch.device = "cpu"
+                    ) -> np.ndarray:
+    """Class scores [N, K] of ``graph`` on x [T, N, C, H, W], in batches of ``batch_size`` samples, in float64
+    on ``device`` (fixed-point graphs are integer-exact on any device)."""
+    out = []
+    for start in range(0, x.shape[1], batch_size):
+        xb = x[:, start:start + batch_size].to(device=device, dtype=torch.float64)
+        out.append(run_graph(graph, xb).cpu().numpy())
+    if not out:
+        return np.zeros((0, int(graph.meta.get("num_classes", 0))))
+    return np.concatenate(out, 0)

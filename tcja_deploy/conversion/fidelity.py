@@ -3,7 +3,8 @@
 - accuracy of the float (Norse) model and of the emulator, on the whole test set;
 - accuracy of the Lava simulation on the first ``--lava-samples`` test samples, and per-layer spike
   agreement between emulator and Lava on those samples (fraction of equal [T, N, neuron] entries;
-  graded gate outputs compare payload codes);
+  graded gate outputs compare payload codes) — measured by the hardware stage
+  (:mod:`tcja_deploy.hardware.verify`), which the convert CLI hands to :func:`conversion.deploy.convert`;
 - ONNX vs torch: max |Δscore| and whether predictions are identical, like for like: onnxruntime's
   result does not depend on the batch while torch's float32 convs round differently per batch size,
   so samples where the two differ by a spike are re-run in torch one at a time
@@ -30,15 +31,13 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 import torch
 
 from tcja_deploy.conversion.execute import predictions
-from tcja_deploy.hardware.activity import NetworkActivity
 
-#: Fidelity targets on the digits default (DESIGN / issue).
+#: Fidelity targets on the digits default (docs/DESIGN.md §5).
 MAX_ACCURACY_DROP_PP = 1.0
 MAX_ONNX_DIFF = 1e-4
 
@@ -58,26 +57,6 @@ def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
     if len(labels) == 0 or np.all(np.asarray(labels) < 0):
         return float("nan")
     return float(np.mean(predictions(scores) == np.asarray(labels)))
-
-
-def spike_agreement(a: NetworkActivity, b: NetworkActivity, samples: Optional[int] = None) -> dict:
-    """Per layer: fraction of equal output entries of a and b (first ``samples`` samples of each)."""
-    out = {}
-    lb = {layer.name: layer for layer in b.layers}
-    for la in a.layers:
-        if la.name not in lb:
-            out[la.name] = {"agreement": 0.0, "identical": False, "missing": True}
-            continue
-        n = samples or min(la.output_spikes.shape[1], lb[la.name].output_spikes.shape[1])
-        x = np.asarray(la.output_spikes[:, :n])
-        y = np.asarray(lb[la.name].output_spikes[:, :n])
-        if x.shape != y.shape:
-            out[la.name] = {"agreement": 0.0, "identical": False, "shapes": [list(x.shape), list(y.shape)]}
-            continue
-        eq = x == y if x.dtype.kind in "iub" and y.dtype.kind in "iub" else np.isclose(x, y, rtol=0, atol=1e-9)
-        out[la.name] = {"agreement": float(eq.mean()) if eq.size else 1.0, "identical": bool(eq.all()),
-                        "spikes_emulator": int(np.count_nonzero(x)), "spikes_lava": int(np.count_nonzero(y))}
-    return out
 
 
 def targets_met(fid: dict) -> dict:

@@ -29,7 +29,9 @@ import torch
 from torch import nn
 
 from tcja_deploy.conversion import graph as g
-from tcja_deploy.conversion.execute import ConversionError, infer_shapes, input_shapes
+from tcja_deploy.conversion.execute import infer_shapes, input_shapes
+from tcja_deploy.conversion.graph import ConversionError
+from tcja_deploy.conversion.loihi2 import DECAY_UNITY, WEIGHT_SCALE
 
 
 def segments(graph: g.Graph) -> list[dict]:
@@ -44,15 +46,15 @@ def segments(graph: g.Graph) -> list[dict]:
     segs: list[dict] = []
     current: Optional[dict] = None
     prev_name, prev_bits = None, 0
-    fixed = any(isinstance(n, g.QInput) for n in graph.nodes.values())
+    fixed = graph.quantized
     host = set(g.host_nodes(graph))
-    has_readout = any(isinstance(n, g.Readout) for n in graph.nodes.values())
+    has_readout = any(n.category == "host" for n in graph.nodes.values())
     for name, node in graph.items():
-        if name in host and not isinstance(node, g.Vote):
+        if name in host and node.category != "vote":
             continue  # the host readout (and the flattens feeding it) runs after the chip, on recorded spikes
-        if isinstance(node, (g.QInput, g.Input)):
+        if node.category == "input":
             prev_name, prev_bits = name, getattr(node, "payload_bits", None)
-        elif isinstance(node, (g.QConv2d, g.QLinear, g.QCubaLIF, g.Conv2d, g.Linear, g.CubaLIF, g.Flatten)):
+        elif node.category in ("synapse", "neuron", "reshape"):
             if current is None:
                 current = {"index": len(segs), "file": f"segment_{len(segs)}.net" if fixed else None,
                            "input_from": prev_name,
@@ -60,16 +62,16 @@ def segments(graph: g.Graph) -> list[dict]:
                            "nodes": [], "layers": []}
                 segs.append(current)
             current["nodes"].append(name)
-            if isinstance(node, (g.QConv2d, g.QLinear, g.Conv2d, g.Linear)):
+            if node.category == "synapse":
                 current["layers"].append(name)
             current["output_shape"] = list(shapes[name])
             prev_name = name
-        elif isinstance(node, (g.QGate, g.Gate)):
+        elif node.category == "gate":
             if current is None:
                 raise ConversionError(f"node {name!r} (gate) does not follow a trunk segment (two gates in a row, "
                                       f"or a gate on the input): not supported")
             current, prev_name, prev_bits = None, name, getattr(node, "payload_bits", None)
-        elif isinstance(node, g.Vote):
+        elif node.category == "vote":
             if current is None and not has_readout:
                 raise ConversionError(f"node {name!r} (vote) must read the spikes of a trunk segment, not a gate")
         else:
@@ -87,7 +89,7 @@ def gates(graph: g.Graph) -> list[dict]:
     shapes, ins = infer_shapes(graph), input_shapes(graph)
     out = []
     for name, node in graph.items():
-        if isinstance(node, (g.QGate, g.Gate)):
+        if node.category == "gate":
             names = graph.names
             src = node.squeeze_from or names[names.index(name) - 1]
             out.append({"index": len(out), "node": name, "file": f"gate_{len(out)}.npz", "squeeze_from": src,
@@ -105,13 +107,13 @@ class VBias(nn.Module):
         self.register_buffer("bias", torch.as_tensor(np.asarray(bias_mant), dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.bias.reshape(1, -1, *([1] * (x.dim() - 2))) / 64.0
+        return x + self.bias.reshape(1, -1, *([1] * (x.dim() - 2))) / WEIGHT_SCALE
 
 
 def neuron_params(neuron: g.QCubaLIF) -> dict:
     """slayer ``cuba.Neuron`` parameters for a q_cuba_lif (exactly its integers after slayer's rounding)."""
-    return {"threshold": neuron.vth_mant / 64.0, "current_decay": neuron.i_decay / 4096.0,
-            "voltage_decay": neuron.v_decay / 4096.0, "requires_grad": False}
+    return {"threshold": neuron.vth_mant / WEIGHT_SCALE, "current_decay": neuron.i_decay / DECAY_UNITY,
+            "voltage_decay": neuron.v_decay / DECAY_UNITY, "requires_grad": False}
 
 
 def slayer_blocks(graph: g.Graph, seg: dict) -> list[nn.Module]:
@@ -133,7 +135,7 @@ def slayer_blocks(graph: g.Graph, seg: dict) -> list[nn.Module]:
             blocks.append(blk)
         elif isinstance(node, (g.QConv2d, g.QLinear)):
             neuron = graph.nodes[names[i + 1]]
-            w = torch.as_tensor(np.asarray(node.weight), dtype=torch.float32) / 64.0
+            w = torch.as_tensor(np.asarray(node.weight), dtype=torch.float32) / WEIGHT_SCALE
             if isinstance(node, g.QConv2d):
                 co, ci_g, k, _ = node.weight.shape
                 blk = cuba.Conv(neuron_params(neuron), ci_g * node.groups, co, k, stride=node.stride,

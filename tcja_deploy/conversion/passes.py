@@ -1,4 +1,4 @@
-"""Conversion passes: each is ``Graph → Graph`` and keeps the computed function (DESIGN §5).
+"""Conversion passes: each is ``Graph → Graph`` and keeps the computed function (docs/DESIGN.md §5).
 
 Every pass appends its name to ``graph.meta["passes"]``; its test runs the graph before and after on
 random spikes and compares (``tests/conversion/test_passes.py``). No pass knows about the others;
@@ -22,15 +22,9 @@ import torch
 
 from tcja_deploy.conversion import gate_math
 from tcja_deploy.conversion import graph as g
-from tcja_deploy.conversion.execute import ConversionError, infer_shapes, input_shapes, run_node
-
-#: Loihi 2 fixed-point limits used by ``quantize_loihi2`` (DESIGN §3).
-WEIGHT_MAX, WEIGHT_MIN = 254, -256  # slayer's 8-bit weights: even integers at w_scale 64
-VTH_MAX = (1 << 17) - 1  # threshold mantissa
-STATE_MAX = (1 << 23) - 1  # u and v are 24-bit signed
-BIAS_MAX = (1 << 12) - 1  # 13-bit signed bias mantissa
-ACT_SHIFT = 6  # synaptic input and threshold are shifted left by 6
-DECAY_UNITY = 1 << 12
+from tcja_deploy.conversion.execute import cuba, infer_shapes, input_shapes, run_node
+from tcja_deploy.conversion.graph import ConversionError
+from tcja_deploy.conversion.loihi2 import BIAS_MAX, DECAY_UNITY, STATE_MAX, VTH_MAX, WEIGHT_EXP, WEIGHT_MAX, WEIGHT_MIN
 #: The largest |u| seen in calibration times this margin must fit in 24 bits (u wraps on overflow).
 STATE_MARGIN = 1.25
 #: Default payload of the gate's graded spikes: NetX's graded-spike convention (``spike_exp = 6``: a
@@ -158,7 +152,7 @@ def avgpool_fold(graph: g.Graph) -> g.Graph:
 
 
 def lif_to_cuba(graph: g.Graph) -> g.Graph:
-    """Norse LIF → Loihi CUBA (DESIGN §3): du = 1/τ_syn, dv = 1/τ_mem, the synapse before it scaled by dv
+    """Norse LIF → Loihi CUBA (docs/DESIGN.md §3): du = 1/τ_syn, dv = 1/τ_mem, the synapse before it scaled by dv
     (Norse adds dv·i to v, Loihi adds u); a synapse bias becomes the neuron's v-bias dv·b (exact for
     τ_syn = 1, where u carries no memory)."""
     out: list[tuple[str, g.Node]] = []
@@ -205,7 +199,8 @@ def calibration_batch_size(graph: g.Graph, T: int, max_batch: int = CALIBRATION_
 def calibrate(graph: g.Graph, x: torch.Tensor, batch_size: Optional[int] = None) -> dict:
     """Statistics ``quantize_loihi2`` sizes its scales with, from running the float ``graph`` on ``x``.
 
-    Returns ``{"input_max": float, "input_integer": bool, "u_max": {cuba node name: max |u|}}`` where u is
+    Returns ``{"samples": int, "input_max": float, "input_integer": bool, "u_max": {cuba node name: max |u|}}``
+    where u is
     the CUBA current (``u ← (1−du)·u + x``) in float units.
 
     Streamed: the samples run in batches (``batch_size``, default :func:`calibration_batch_size`), node
@@ -225,16 +220,17 @@ def calibrate(graph: g.Graph, x: torch.Tensor, batch_size: Optional[int] = None)
             outputs: dict = {}
             for name, node in graph.items():
                 if isinstance(node, g.CubaLIF):
-                    u = torch.zeros_like(a[0])
-                    for t in range(a.shape[0]):
-                        u = (1 - node.du) * u + a[t]
+                    def track(u, name=name):
                         u_max[name] = max(u_max[name], float(u.abs().max()))
-                    del u
-                a = run_node(node, a, outputs)
+
+                    bias = None if node.bias is None else torch.as_tensor(np.asarray(node.bias), dtype=a.dtype)
+                    a = cuba(a, node.du, node.dv, node.threshold, bias, on_current=track)
+                else:
+                    a = run_node(node, a, outputs)
                 if name in keep:
                     outputs[name] = a
             del a, outputs
-    return {"input_max": input_max, "input_integer": input_integer, "u_max": u_max}
+    return {"samples": int(x.shape[1]), "input_max": input_max, "input_integer": input_integer, "u_max": u_max}
 
 
 def _input_quantization(shape, calibration: Optional[dict], first_layer=None, max_bits: int = 8) -> g.QInput:
@@ -293,7 +289,7 @@ def quantize_synapse_neuron(syn: g.Node, neuron: g.CubaLIF, input_scale: float, 
     b_max = 0.0 if neuron.bias is None else float(np.abs(neuron.bias).max())
     state = max(u_max * STATE_MARGIN, (1 - neuron.dv) * theta + u_max * STATE_MARGIN + b_max)
     if state > 0:
-        limits["state"] = STATE_MAX / ((1 << ACT_SHIFT) * state)
+        limits["state"] = STATE_MAX / ((1 << WEIGHT_EXP) * state)
     beta0 = min(limits.values())
     vth_mant = int(math.floor(theta * beta0))
     if vth_mant < 1:
@@ -382,7 +378,8 @@ def quantize_loihi2(graph: g.Graph, calibration: Optional[dict] = None, gate_pay
             raise ConversionError(f"node {name!r} ({node.kind}) has no Loihi 2 form; the loihi2 target rewrites it "
                                   f"first (drop_dropout, fold_batchnorm, tcja_to_gate, maxpool_to_or, avgpool_fold, "
                                   f"lif_to_cuba)")
-    return graph.replace(out, "quantize_loihi2", quantization=report)
+    extra = {} if calibration is None else {"calibration": calibration}
+    return graph.replace(out, "quantize_loihi2", quantization=report, **extra)
 
 
 def qgate_of(node: g.QGate) -> gate_math.QuantizedGate:

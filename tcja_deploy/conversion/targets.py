@@ -5,6 +5,9 @@
 - ``lava-float``: the same graph without quantization, run on Lava's ``floating_pt`` models (debugging:
   separates conversion errors from quantization errors);
 - ``onnx``: the float network only (``model.onnx``).
+
+The quantization pass is built with its calibration data (:func:`quantize_pass`), so running a target is
+just applying its passes in order.
 """
 
 from __future__ import annotations
@@ -23,39 +26,65 @@ Pass = Callable[[g.Graph], g.Graph]
 
 @dataclass(frozen=True)
 class Target:
+    """A conversion target.
+
+    Attributes:
+        name: ``loihi2`` | ``lava-float`` | ``onnx``.
+        passes: applied in order to the float graph.
+        lava_tag: Lava run-config tag (``fixed_pt`` / ``floating_pt``), or None: no Lava run, no NetX files.
+        quantized: the passes end in fixed point (``q_*`` nodes).
+        description: one line for ``--help``.
+    """
+
     name: str
     passes: tuple[Pass, ...]
-    lava_tag: Optional[str]  # Lava run-config tag, or None: no Lava run
+    lava_tag: Optional[str]
+    quantized: bool
     description: str
 
 
+def quantize_pass(calibration_x: Optional[torch.Tensor] = None, **options) -> Pass:
+    """The ``quantize_loihi2`` pass, calibrated on ``calibration_x`` [T, N, C, H, W] (run through the graph
+    as it is just before quantization); ``options``: :func:`passes.quantize_loihi2`'s keyword arguments."""
+
+    def quantize_loihi2(graph: g.Graph) -> g.Graph:
+        calibration = None if calibration_x is None else P.calibrate(graph, calibration_x)
+        return P.quantize_loihi2(graph, calibration, **options)
+
+    return quantize_loihi2
+
+
 _TRUNK = (P.drop_dropout, P.fold_batchnorm, P.tcja_to_gate, P.maxpool_to_or, P.avgpool_fold, P.lif_to_cuba)
-
-TARGETS: dict[str, Target] = {
-    "loihi2": Target("loihi2", _TRUNK + (P.quantize_loihi2,), "fixed_pt",
-                     "Loihi 2 fixed point: NetX segments + gate processes (Lava fixed_pt simulator)"),
-    "lava-float": Target("lava-float", _TRUNK, "floating_pt",
-                         "the same graph in floating point on Lava's floating_pt models (debugging)"),
-    "onnx": Target("onnx", (P.drop_dropout,), None, "the float network as ONNX only"),
+_DESCRIPTIONS = {
+    "loihi2": "Loihi 2 fixed point: NetX segments + gate processes (Lava fixed_pt simulator)",
+    "lava-float": "the same graph in floating point on Lava's floating_pt models (debugging)",
+    "onnx": "the float network as ONNX only",
 }
+TARGET_NAMES = tuple(_DESCRIPTIONS)
 
 
-def get_target(name: str) -> Target:
-    if name not in TARGETS:
-        raise UserError(f"unknown target {name!r}; choose one of: {', '.join(TARGETS)}")
-    return TARGETS[name]
+def get_target(name: str, calibration_x: Optional[torch.Tensor] = None, **quantize_options) -> Target:
+    """The target ``name``. A quantizing target (``loihi2``) calibrates on ``calibration_x`` (None: binary input
+    and worst-case state bounds) with ``quantize_options``; the float targets need neither."""
+    if name == "loihi2":
+        return Target(name, _TRUNK + (quantize_pass(calibration_x, **quantize_options),), "fixed_pt", True,
+                      _DESCRIPTIONS[name])
+    if name == "lava-float":
+        return Target(name, _TRUNK, "floating_pt", False, _DESCRIPTIONS[name])
+    if name == "onnx":
+        return Target(name, (P.drop_dropout,), None, False, _DESCRIPTIONS[name])
+    raise UserError(f"unknown target {name!r}; choose one of: {', '.join(TARGET_NAMES)}")
+
+
+#: The targets with their default (uncalibrated) passes.
+TARGETS: dict[str, Target] = {name: get_target(name) for name in TARGET_NAMES}
 
 
 def run_passes(target: Target, graph: g.Graph, calibration_x: Optional[torch.Tensor] = None,
                **quantize_options) -> g.Graph:
-    """Apply the target's passes in order; ``quantize_loihi2`` is calibrated on ``calibration_x``
-    [T, N, C, H, W] (run through the graph as it is just before quantization)."""
+    """Apply the target's passes in order (rebuilt with ``calibration_x`` / options when given)."""
+    if calibration_x is not None or quantize_options:
+        target = get_target(target.name, calibration_x, **quantize_options)
     for p in target.passes:
-        if p is P.quantize_loihi2:
-            calibration = None if calibration_x is None else P.calibrate(graph, calibration_x)
-            graph = P.quantize_loihi2(graph, calibration, **quantize_options)
-            if calibration is not None:
-                graph.meta["calibration"] = {"samples": int(calibration_x.shape[1]), **calibration}
-        else:
-            graph = p(graph)
+        graph = p(graph)
     return graph

@@ -1,16 +1,46 @@
 """The activity of one run of a converted network: the interface between runners and counters.
 
-Runners (the bit-exact emulator, the Lava simulator, Loihi 2) produce a :class:`NetworkActivity`;
-the counters (SynOps, neuron updates, energy) and the report consume it. SynOps are charged to the
-*receiving* layer: each input spike of layer L times its fan-out inside L's weights.
+Runners (the bit-exact emulator, the Lava simulator, Loihi 2) record each layer's input and output
+events and hand them to :func:`layer_activities`, the one builder of :class:`LayerActivity`; the
+counters (SynOps, neuron updates, energy) and the report consume the resulting :class:`NetworkActivity`.
+SynOps are charged to the *receiving* layer: each input spike of layer L times its fan-out inside L's
+weights.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 import numpy as np
+
+from tcja_deploy.conversion import graph as g
+from tcja_deploy.conversion.execute import infer_shapes
+from tcja_deploy.conversion.layers import Layer, layer_plan, payload_bits
+
+
+@dataclass(frozen=True)
+class GateGeometry:
+    """What the counters need to know about a TCJA gate.
+
+    Attributes:
+        T: steps per window. C: channels. H, W: the squeezed map (the unpooled one when the gate moved past a
+        max pool). kernel_tla, kernel_cla: the two 1-D kernels. mode: ``"window"`` | ``"streaming"``.
+        squeeze_from: the layer (a name in the activity's layers) whose output the gate squeezes, or None
+            when it squeezes its own input.
+    """
+
+    T: int
+    C: int
+    H: int
+    W: int
+    kernel_tla: int
+    kernel_cla: int
+    mode: str
+    squeeze_from: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
@@ -18,19 +48,18 @@ class LayerActivity:
     """One layer of the converted network and what it did.
 
     Attributes:
-        name: node name in graph.json (e.g. ``"seg0.conv0"``).
+        name: the layer's name (its synapse node in graph.json, e.g. ``"conv0"``, or its gate node).
         kind: ``"conv"`` | ``"dense"`` | ``"pool"`` (max pool as an OR conv) | ``"gate"`` (TCJA gate).
         in_shape: per-step input shape, (C, H, W) or (F,).
         out_shape: per-step output shape.
-        input_spikes: [T, N, *in_shape] input events (0/1, or graded payloads), as numpy.
+        input_spikes: [T, N, *in_shape] input events (uint8 0/1, or graded payloads), as numpy.
         output_spikes: [T, N, *out_shape] output events of this layer's neurons.
-        weight: synaptic weights: conv [C_out, C_in, kh, kw], dense [out, in], pool [C, C, k, k]
-            (ones on the diagonal channel pairs); None for a gate.
+        weight: synaptic weights: conv [C_out, C_in, kh, kw], dense [out, in]; None for a gate, and for a pool
+            (its OR kernel is :func:`tcja_deploy.hardware.counters.pool_weight`).
         stride, padding: convolution geometry in pixels (conv and pool).
         input_payload_bits: 0 for binary input spikes, else the graded payload width.
         output_payload_bits: 0 for binary output spikes, else the graded payload width.
-        gate: for a gate: {"T": int, "C": int, "kernel_tla": int, "kernel_cla": int, "H": int, "W": int,
-            "mode": "window" | "streaming"}.
+        gate: the gate's geometry, for a gate.
         latency_steps: time steps this layer adds between input and output (synaptic hop or gate window).
     """
 
@@ -45,7 +74,7 @@ class LayerActivity:
     padding: int = 0
     input_payload_bits: int = 0
     output_payload_bits: int = 0
-    gate: Optional[dict] = None
+    gate: Optional[GateGeometry] = None
     latency_steps: int = 1
 
 
@@ -67,3 +96,58 @@ class NetworkActivity:
     steps: int
     backend: str
     extra: dict = field(default_factory=dict)
+
+
+def as_events(values, bits: int, quantized: bool) -> np.ndarray:
+    """A recorded signal in its compact event dtype: binary spikes (``bits`` 0) as uint8 0/1, graded payloads
+    as int32 codes (float32 values in a float graph). ``values``: numpy or torch, integer-valued."""
+    if hasattr(values, "detach"):  # a torch tensor
+        import torch
+
+        if bits == 0:
+            return values.to(torch.uint8).cpu().numpy()
+        return values.to(torch.int32 if quantized else torch.float32).cpu().numpy()
+    a = np.asarray(values)
+    if bits == 0:
+        return (a != 0).astype(np.uint8)
+    return a.astype(np.int32 if quantized else np.float32)
+
+
+def gate_geometry(graph: g.Graph, layer: Layer, shapes: dict) -> GateGeometry:
+    """The geometry of gate layer ``layer`` of ``graph``."""
+    node = graph.nodes[layer.neuron]
+    src = node.squeeze_from or layer.input_from
+    c, h, w = shapes[src]
+    params = node.params if isinstance(node, g.QGate) else {"w_tla": node.w_tla, "w_cla": node.w_cla}
+    return GateGeometry(T=int(graph.meta["T"]), C=int(c), H=int(h), W=int(w),
+                        kernel_tla=int(np.asarray(params["w_tla"]).shape[-1]),
+                        kernel_cla=int(np.asarray(params["w_cla"]).shape[-1]), mode=str(node.mode),
+                        squeeze_from=layer.squeeze_layer)
+
+
+def layer_activities(graph: g.Graph, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]
+                     ) -> list[LayerActivity]:
+    """One :class:`LayerActivity` per layer of ``graph`` from the events a runner recorded.
+
+    Args:
+        inputs, outputs: layer name → [T, N, *shape] events (:func:`as_events`): the layer's input (the
+            output of its ``input_from`` node) and its output.
+    """
+    shapes = infer_shapes(graph)
+    layers = []
+    for layer in layer_plan(graph):
+        kw: dict = {}
+        if layer.kind == "gate":
+            kw["gate"] = gate_geometry(graph, layer, shapes)
+            kw["output_payload_bits"] = int(getattr(graph.nodes[layer.neuron], "payload_bits", 0))
+        else:
+            syn = graph.nodes[layer.synapse]
+            kw["weight"] = None if layer.kind == "pool" else np.asarray(syn.weight)
+            kw["stride"], kw["padding"] = int(syn.stride if hasattr(syn, "stride") else 1), \
+                int(syn.padding if hasattr(syn, "padding") else 0)
+        layers.append(LayerActivity(name=layer.name, kind=layer.kind, in_shape=tuple(shapes[layer.input_from]),
+                                    out_shape=tuple(shapes[layer.neuron]), input_spikes=inputs[layer.name],
+                                    output_spikes=outputs[layer.name],
+                                    input_payload_bits=payload_bits(graph, layer.input_from),
+                                    latency_steps=layer.latency_steps, **kw))
+    return layers

@@ -18,6 +18,8 @@ output written once (``outputs``). Energy is charged with the ``cmos`` profile
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 
 from tcja_deploy.hardware.activity import LayerActivity
@@ -35,13 +37,12 @@ def ann_layer_counts(layer: LayerActivity) -> dict[str, int]:
     c["outputs"] = outputs
     c["inputs"] = int(math.prod(int(v) for v in layer.in_shape))
     if layer.kind == "gate":
-        g = dict(layer.gate or {})
-        if not g:
+        if layer.gate is None:
             raise ValueError(f"gate layer {layer.name!r} lacks its gate dimensions")
-        g["T"] = 1
-        pixels = int(g["C"]) * int(g.get("H", 1)) * int(g.get("W", 1))  # the squeezed map (unpooled if moved)
+        g = dataclasses.replace(layer.gate, T=1)
+        pixels = g.C * g.H * g.W  # the squeezed map (unpooled if moved)
         c.update({k: int(v) for k, v in gate_ops(g, pixels, outputs).items()})
-        C, k_tla, k_cla = int(g["C"]), int(g["kernel_tla"]), int(g["kernel_cla"])
+        C, k_tla, k_cla = g.C, g.kernel_tla, g.kernel_cla
         c["weights"] = C * C * k_tla + 1 * 1 * k_cla
         c["inputs"] = pixels
         return c

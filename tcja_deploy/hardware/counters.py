@@ -30,7 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tcja_deploy.hardware.activity import LayerActivity, NetworkActivity
+from tcja_deploy.conversion.execute import predictions
+from tcja_deploy.hardware.activity import GateGeometry, LayerActivity, NetworkActivity
 
 #: Count names every :class:`LayerCounts` carries, in report order. All are per sample, per inference.
 COUNT_KEYS = (
@@ -209,13 +210,13 @@ def valid_taps(length: int, kernel: int, causal: bool = False) -> int:
     return total
 
 
-def gate_ops(gate: dict, squeeze_events: int | np.ndarray = 0,
+def gate_ops(gate: GateGeometry, squeeze_events: int | np.ndarray = 0,
              output_events: int | np.ndarray | None = None) -> dict[str, int | np.ndarray]:
     """Arithmetic of one TCJA gate for one sample.
 
     Args:
-        gate: {"T", "C", "kernel_tla", "kernel_cla", "H", "W", "mode"}; ``mode == "streaming"`` is the
-            causal variant (left-only TLA padding, lower-triangular CLA).
+        gate: the gate's geometry; ``mode == "streaming"`` is the causal variant (left-only TLA padding,
+            lower-triangular CLA).
         squeeze_events: spikes the squeeze sums (scalar or [N]): one add each. They are the gate's
             input, or, when the gate moved past a max pool (``squeeze_from``), the unpooled spikes.
         output_events: graded messages the gate sends (scalar or [N]): one scaling multiply each.
@@ -226,9 +227,9 @@ def gate_ops(gate: dict, squeeze_events: int | np.ndarray = 0,
         TLA (Conv1d C→C over T) MACs = C·C·taps(T, k_tla); CLA (Conv1d T→T over C) MACs =
         (T·T, or T(T+1)/2 causal)·taps(C, k_cla); TLA ⊙ CLA products and sigmoid lookups T·C each.
     """
-    T, C = int(gate["T"]), int(gate["C"])
-    k_tla, k_cla = int(gate["kernel_tla"]), int(gate["kernel_cla"])
-    causal = gate.get("mode", "window") == "streaming"
+    T, C = int(gate.T), int(gate.C)
+    k_tla, k_cla = int(gate.kernel_tla), int(gate.kernel_cla)
+    causal = gate.mode == "streaming"
     if output_events is None:
         output_events = squeeze_events
     tla = C * C * valid_taps(T, k_tla, causal)
@@ -240,34 +241,6 @@ def gate_ops(gate: dict, squeeze_events: int | np.ndarray = 0,
         "gate_mults": T * C + output_events,
         "gate_lookups": T * C,
     }
-
-
-def squeeze_source(activity: NetworkActivity, index: int) -> Optional[LayerActivity]:
-    """The layer whose output gate ``activity.layers[index]`` squeezes when it names ``squeeze_from``
-    (the gate moved past a max pool); None when it squeezes its own input.
-
-    ``squeeze_from`` is a graph node: a layer of that name, else (with ``extra["graph_names"]``, the
-    graph's node order) the layer whose synapse node comes last before it, else the nearest earlier
-    layer whose output has the gate's (C, H, W).
-    """
-    gate = activity.layers[index].gate or {}
-    src = gate.get("squeeze_from")
-    if not src:
-        return None
-    earlier = activity.layers[:index]
-    by_name = {l.name: l for l in earlier}
-    if src in by_name:
-        return by_name[src]
-    names = list(activity.extra.get("graph_names") or [])
-    if src in names:
-        for n in reversed(names[:names.index(src)]):
-            if n in by_name:
-                return by_name[n]
-    chw = (int(gate["C"]), int(gate.get("H", 1)), int(gate.get("W", 1)))
-    for l in reversed(earlier):
-        if tuple(int(v) for v in l.out_shape) == chw:
-            return l
-    raise ValueError(f"gate {activity.layers[index].name!r}: cannot find the layer of squeeze_from {src!r}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -396,16 +369,18 @@ def latency(activity: NetworkActivity) -> dict[str, int]:
     T_in = int(np.asarray(activity.layers[0].input_spikes).shape[0]) if activity.layers else 0
     pipe = int(sum(int(l.latency_steps) for l in activity.layers))
     window = int(sum(int(l.latency_steps) for l in activity.layers
-                     if l.kind == "gate" and (l.gate or {}).get("mode", "window") == "window"))
+                     if l.kind == "gate" and (l.gate is None or l.gate.mode == "window")))
     return {"input_steps": T_in, "pipeline_steps": pipe, "window_gate_steps": window,
             "decision_steps": T_in + pipe, "steps_simulated": int(activity.steps)}
 
 
 def accuracy_flags(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(correct [N] as 1.0/0.0 with NaN for unknown labels, predictions [N])."""
+    """(correct [N] as 1.0/0.0 with NaN for unknown labels, predictions [N]); predictions follow
+    :func:`tcja_deploy.conversion.execute.predictions` (scores rounded to 1e-6, first maximum wins on ties),
+    as fidelity.json does."""
     scores = np.asarray(scores)
     labels = np.asarray(labels).astype(np.int64)
-    pred = scores.reshape(scores.shape[0], -1).argmax(axis=1)
+    pred = predictions(scores.reshape(scores.shape[0], -1))
     correct = (pred == labels).astype(np.float64)
     correct[labels < 0] = np.nan
     return correct, pred
@@ -418,10 +393,11 @@ def count_network(activity: NetworkActivity) -> NetworkCounts:
     layers: list[LayerCounts] = []
     for i, l in enumerate(activity.layers):
         sq = None
-        if l.kind == "gate":
-            src = squeeze_source(activity, i)
-            if src is not None:
-                sq = layers[next(j for j, other in enumerate(activity.layers) if other is src)].counts["spikes"]
+        if l.kind == "gate" and l.gate is not None and l.gate.squeeze_from is not None:
+            done = {lc.name: lc for lc in layers}
+            if l.gate.squeeze_from not in done:
+                raise ValueError(f"gate {l.name!r}: squeeze_from {l.gate.squeeze_from!r} is not an earlier layer")
+            sq = done[l.gate.squeeze_from].counts["spikes"]
         layers.append(count_layer(l, squeeze_events=sq))
     N = len(layers[0].firing_rate)
     total = {k: sum((lc.counts[k] for lc in layers), np.zeros(N, dtype=np.int64)) for k in COUNT_KEYS}

@@ -49,7 +49,7 @@ HOROWITZ_2014 = ("Horowitz, 'Computing's Energy Problem (and what we can do abou
                  "45 nm, 0.9 V")
 YAN_2024 = ("Yan, Bai, Tang, Wong, 'Reconsidering the energy efficiency of spiking neural networks', "
             "arXiv:2409.08290")
-LOIHI_FIXED_POINT = "Loihi 2 fixed point as NetX/slayer export it: 8-bit weights, 24-bit u and v (DESIGN.md §3)"
+LOIHI_FIXED_POINT = "Loihi 2 fixed point as NetX/slayer export it: 8-bit weights, 24-bit u and v (docs/DESIGN.md §3)"
 
 # ---------------------------------------------------------------------------------------------------------------
 # Profiles

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import time
 import warnings
 from pathlib import Path
@@ -39,12 +38,16 @@ import numpy as np
 import torch
 from scipy.sparse import SparseEfficiencyWarning
 
+from tcja_deploy.conversion import gate_math
 from tcja_deploy.conversion import graph as g
+from tcja_deploy.conversion.deploy_dir import Deploy, read_deploy
 from tcja_deploy.conversion.execute import infer_shapes, readout, vote
+from tcja_deploy.conversion.fixed_point import input_payload
 from tcja_deploy.conversion.graph import host_nodes
+from tcja_deploy.conversion.layers import layer_plan, payload_bits, plan_timing
 from tcja_deploy.errors import UserError
-from tcja_deploy.hardware.activity import LayerActivity, NetworkActivity
-from tcja_deploy.hardware.lava_runtime import import_lava_runtime  # noqa: F401 (re-exported)
+from tcja_deploy.hardware.activity import NetworkActivity, as_events, layer_activities
+from tcja_deploy.hardware.lava_runtime import import_lava_runtime
 
 
 def import_netx():
@@ -67,8 +70,9 @@ def _port_to_chw(port, shape):
 class _Builder:
     """Creates the processes, their lags (the step at which sample 0, step 0 leaves each one) and probes."""
 
-    def __init__(self, deploy: Path, doc: dict, graph: g.Graph, tag: str):
-        self.deploy, self.doc, self.graph, self.tag = deploy, doc, graph, tag
+    def __init__(self, deploy: Deploy, tag: str):
+        self.deploy, self.graph, self.tag = deploy, deploy.graph, tag
+        graph = deploy.graph
         self.T = int(graph.meta["T"])
         self.shapes = infer_shapes(graph)
         self.probes: list[tuple] = []  # (layer name, extractor, port, lag, shape CHW, port is WHC)
@@ -85,66 +89,7 @@ class _Builder:
         self.keep.append(ext)
 
 
-def _align(lag: int, T: int) -> int:
-    """Steps to add so that ``lag`` falls on the first step of a gate window (≡ 1 mod T)."""
-    return (1 - lag) % T
-
-
-def plan_timing(graph: g.Graph, segs: list[dict], gates: list[dict]) -> dict:
-    """Lags of every layer output (1-based Lava step at which sample 0, step 0 leaves it), the source
-    padding and the delay lines, from the hop structure alone (before building anything)."""
-    T = int(graph.meta["T"])
-    names = graph.names
-
-    def seg_hops(seg) -> int:
-        """Synaptic hops (one step each) through a segment."""
-        return sum(isinstance(graph.nodes[n], (g.QConv2d, g.QLinear, g.Conv2d, g.Linear)) for n in seg["nodes"])
-
-    # segment k is followed by gate k; gate k receives at (lag of segment k's input) + its hops
-    pad = 0
-    if gates:
-        pad = _align(1 + seg_hops(segs[0]), T)
-    lags: dict[str, int] = {}
-    delays: dict[int, int] = {}
-    lag_in = 1 + pad  # the source sends sample 0, step 0 at this step
-    lags[names[0]] = lag_in
-    for k, seg in enumerate(segs):
-        if k > 0:
-            gate = gates[k - 1]
-            out = lags[gate["node"]]
-            need = 0
-            if k < len(gates):  # another gate follows this segment: align its windows
-                need = _align(out + seg_hops(seg), T)
-            if need:
-                delays[k] = need - 1  # DelaySparse adds 1 + delay
-                out += need
-            lag_in = out
-        hop = 0
-        for n in seg["nodes"]:
-            node = graph.nodes[n]
-            if isinstance(node, (g.QConv2d, g.QLinear, g.Conv2d, g.Linear)):
-                hop += 1
-                lags[n] = lag_in + hop  # the synapse "output" = its neuron's spikes
-            if isinstance(node, (g.QCubaLIF, g.CubaLIF)):
-                lags[n] = lag_in + hop
-        if k < len(gates):
-            gate = gates[k]
-            g_in = lag_in + hop
-            if (g_in - 1) % T:
-                raise RuntimeError(f"gate {gate['node']} misaligned (input lag {g_in})")
-            lags[gate["node"]] = g_in + (T if gate["mode"] == "window" else 0)
-    return {"pad": pad, "lags": lags, "delays": delays}
-
-
-def load_deploy(deploy_dir: Path) -> tuple[dict, g.Graph]:
-    path = Path(deploy_dir) / "graph.json"
-    if not path.is_file():
-        raise UserError(f"{deploy_dir}: not a deploy directory (no graph.json)")
-    doc = json.loads(path.read_text())
-    return doc, g.Graph.from_dict(doc)
-
-
-def run_lava(deploy_dir: Path, x: torch.Tensor, labels: Optional[np.ndarray] = None,
+def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.ndarray] = None,
              select_tag: Optional[str] = None, run_cfg=None) -> NetworkActivity:
     """Run the deploy directory on Lava's simulator for the N samples of x [T, N, C, H, W].
 
@@ -163,13 +108,10 @@ def run_lava(deploy_dir: Path, x: torch.Tensor, labels: Optional[np.ndarray] = N
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.source import RingBuffer
 
-    from tcja_deploy.hardware.emulator import input_payload
-
-    deploy_dir = Path(deploy_dir)
-    doc, graph = load_deploy(deploy_dir)
-    target = doc.get("target", "loihi2")
-    tag = select_tag or ("floating_pt" if target == "lava-float" else "fixed_pt")
-    segs, gates = doc["segments"], doc["gates"]
+    deploy = deploy_dir if isinstance(deploy_dir, Deploy) else read_deploy(deploy_dir)
+    graph = deploy.graph
+    tag = select_tag or ("floating_pt" if deploy.target == "lava-float" else "fixed_pt")
+    segs, gates = deploy.segments, deploy.gates
     T = int(graph.meta["T"])
     N = x.shape[1]
     if x.shape[0] != T:
@@ -177,7 +119,7 @@ def run_lava(deploy_dir: Path, x: torch.Tensor, labels: Optional[np.ndarray] = N
     timing = plan_timing(graph, segs, gates)
     lags = timing["lags"]
     steps = max(lags.values()) + N * T - 1  # until the last layer has sent the last step of the last sample
-    b = _Builder(deploy_dir, doc, graph, tag)
+    b = _Builder(deploy, tag)
 
     # ---- input
     in_node = graph.nodes[graph.names[0]]
@@ -263,11 +205,12 @@ def _segment(b: _Builder, seg: dict, k: int, tag: str, lag_in: int, in_bits: int
     if tag == "fixed_pt":
         hdf5 = import_netx()
 
-        net = hdf5.Network(net_config=str(b.deploy / seg["file"]), input_message_bits=int(in_bits),
+        seg_file = b.deploy.path(seg["file"])
+        net = hdf5.Network(net_config=str(seg_file), input_message_bits=int(in_bits),
                            reset_interval=T, reset_offset=lag_in % T)
         b.keep.append(net)
         if len(net.layers) != len(syn_names):
-            raise UserError(f"{b.deploy / seg['file']}: {len(net.layers)} NetX layers, "
+            raise UserError(f"{seg_file}: {len(net.layers)} NetX layers, "
                             f"graph.json lists {len(syn_names)}")
         for j, (s, n) in enumerate(zip(syn_names, neurons)):
             layer_ports.append((s, n, net.layers[j].out, tuple(b.shapes[n])))
@@ -326,9 +269,8 @@ def _gate(b: _Builder, graph: g.Graph, gate: dict, x_port, x_shape, seg_layers: 
     from lava.proc.conv.process import Conv
 
     from tcja_deploy.hardware.lava_procs import TCJAGate
-    from tcja_deploy.conversion import gate_math
 
-    arrays = np.load(b.deploy / gate["file"])
+    arrays = np.load(b.deploy.path(gate["file"]))
     qgate = gate_math.QuantizedGate.from_arrays(arrays)
     gate_node = graph.nodes[gate["node"]]
     if gate_node.squeeze_from:
@@ -363,41 +305,19 @@ def _delay_line(b: _Builder, port, shape, delay: int, tag: str):
 
 
 def _activity(graph: g.Graph, recorded: dict, payload: np.ndarray, labels, N: int, tag: str, extra: dict):
-    from tcja_deploy.hardware.emulator import _payload_bits, _pool_weight, layer_plan
-
+    """The recorded layer outputs (aligned, [T, N, ...]) as a NetworkActivity, with the host readout's scores."""
     shapes = infer_shapes(graph)
-    plan = layer_plan(graph)
-    layers = []
-    prev = payload
     fixed = tag == "fixed_pt"
-    for layer in plan:
-        out = recorded[layer["name"]]
-        graded_out = layer["kind"] == "gate"
-        out_arr = out.astype(np.int32 if fixed else np.float32) if graded_out else (out != 0).astype(np.uint8)
-        in_bits = _payload_bits(graph, layer["input_from"])
-        in_arr = prev if prev.ndim - 2 == len(shapes[layer["input_from"]]) else prev.reshape(prev.shape[:2] + (-1,))
-        in_arr = in_arr.astype(np.uint8) if in_bits == 0 else in_arr.astype(np.int32 if fixed else np.float32)
-        kw = {}
-        node = graph.nodes[layer["neuron"]]
-        if layer["kind"] == "gate":
-            src = node.squeeze_from or layer["input_from"]
-            c, h, w = shapes[src]
-            params = node.params if isinstance(node, g.QGate) else {"w_tla": node.w_tla, "w_cla": node.w_cla}
-            kw["gate"] = {"T": int(graph.meta["T"]), "C": c, "H": h, "W": w,
-                          "kernel_tla": int(np.asarray(params["w_tla"]).shape[-1]),
-                          "kernel_cla": int(np.asarray(params["w_cla"]).shape[-1]), "mode": node.mode,
-                          "squeeze_from": src}
-            kw["output_payload_bits"] = int(getattr(node, "payload_bits", 0))
-        else:
-            syn = graph.nodes[layer["synapse"]]
-            kw["weight"] = _pool_weight(syn, shapes[layer["input_from"]][0]) if layer["kind"] == "pool" \
-                else np.asarray(syn.weight)
-            kw["stride"], kw["padding"] = int(getattr(syn, "stride", 1)), int(getattr(syn, "padding", 0))
-        layers.append(LayerActivity(name=layer["name"], kind=layer["kind"], in_shape=tuple(shapes[layer["input_from"]]),
-                                    out_shape=tuple(shapes[layer["neuron"]]), input_spikes=in_arr,
-                                    output_spikes=out_arr, input_payload_bits=in_bits,
-                                    latency_steps=layer["latency_steps"], **kw))
+    ins, outs = {}, {}
+    prev = payload
+    for layer in layer_plan(graph):
+        out = recorded[layer.name]
+        in_shape = shapes[layer.input_from]
+        in_arr = prev if prev.ndim - 2 == len(in_shape) else prev.reshape(prev.shape[:2] + (-1,))
+        ins[layer.name] = as_events(in_arr, payload_bits(graph, layer.input_from), fixed)
+        outs[layer.name] = as_events(out, payload_bits(graph, layer.neuron), fixed)
         prev = out
+    layers = layer_activities(graph, ins, outs)
     last = torch.as_tensor(layers[-1].output_spikes.astype(np.float64))
     for name in host_nodes(graph):  # the host readout (float64, on the recorded spikes) and the vote
         node = graph.nodes[name]

@@ -38,7 +38,7 @@ LOIHI2_LIMITS: dict[str, Limit] = {
                                             "128 kB of SRAM per core, shared (flexibly partitioned) with "
                                             "neuron state and routing: an upper bound for synapses"),
     "synapses_per_chip": Limit(120_000_000, "synapses", _BRIEF, False, "up to 120 M synapses per chip"),
-    "weight_bits": Limit(8, "bit", "NetX/slayer export for Loihi 2 (DESIGN.md §3)", True,
+    "weight_bits": Limit(8, "bit", "NetX/slayer export for Loihi 2 (docs/DESIGN.md §3)", True,
                          "weights as exported; Loihi 2 supports other widths"),
 }
 

@@ -1,7 +1,7 @@
 """Leaky integrate-and-fire neurons over a time window, on Norse.
 
 The neuron is Norse's current-based LIF (``lif_feed_forward_step``), which is Loihi's CUBA neuron
-(see ``shared/DESIGN.md`` §3): with time step ``dt`` = 1,
+(see ``docs/DESIGN.md`` §3): with time step ``dt`` = 1,
 
     i ← i + x;  v ← v + (i − v)/τ_mem;  i ← i·(1 − 1/τ_syn);  spike if v > v_th;  v ← 0 on spike.
 

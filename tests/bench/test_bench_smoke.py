@@ -84,17 +84,6 @@ def test_cli_parses_the_documented_flags(tmp_path):
     assert (opts.size, opts.device, opts.compile, opts.amp, opts.repeats) == ("full", "cuda", True, True, 3)
 
 
-def test_missing_module_is_reported(monkeypatch, tmp_path, capsys):
-    from tcja_deploy.bench import _deploy
-
-    def missing(module, bench):
-        raise common.BenchUnavailable(f"{bench} needs tcja_deploy.hardware.emulator (not installed)")
-
-    monkeypatch.setattr(_deploy, "require", missing)
-    assert main(["emulate", "--size", "toy", "--out-dir", str(tmp_path)]) == 2
-    assert "needs tcja_deploy.hardware.emulator" in capsys.readouterr().err
-
-
 def test_table_has_ours_peer_ratio():
     rows = [common.ratio_row("x", "ms", 2.0, 4.0, "peer", "lower")]
     table = common.format_table(rows)

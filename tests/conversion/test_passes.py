@@ -9,6 +9,7 @@ from tcja_deploy.conversion import passes as P
 from tcja_deploy.conversion.build import build_graph
 from tcja_deploy.conversion.execute import ConversionError, run_graph
 from tcja_deploy.conversion.targets import TARGETS, run_passes
+from tcja_deploy.conversion import fixed_point
 from tcja_deploy.hardware import emulator
 
 from tiny import tiny_input, tiny_model
@@ -245,7 +246,7 @@ def test_quantize_graded_float_input():
     assert q.nodes["conv0"].input_scale == inp.scale
     # the input width balances input levels against the first layer's weight levels
     assert min(levels, q.meta["quantization"]["conv0"]["weight_levels_used"]) >= 30
-    payload = emulator.input_payload(x.double(), inp)
+    payload = fixed_point.input_payload(x.double(), inp)
     assert payload.max() == levels and torch.equal(payload, payload.round())
     fl, qa = emulator.emulate(fg, x, record=True), emulator.emulate(q, x, record=True)
     assert np.mean(fl.layers[0].output_spikes == qa.layers[0].output_spikes) > 0.95

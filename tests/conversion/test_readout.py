@@ -11,6 +11,7 @@ from tcja_deploy.conversion import netx_export
 from tcja_deploy.conversion import passes as P
 from tcja_deploy.conversion.build import build_graph
 from tcja_deploy.conversion.execute import run_graph
+from tcja_deploy.conversion.layers import latency_steps, layer_plan
 from tcja_deploy.conversion.targets import TARGETS, run_passes
 from tcja_deploy.hardware import emulator
 from tcja_deploy.models import TCJASNN
@@ -49,7 +50,7 @@ def test_bare_linear_is_a_host_readout(layers):
     s = last.reshape(last.shape[0], last.shape[1], -1) * node.input_scale
     ref = (np.einsum("tni,ki->tnk", s, np.asarray(node.weight, np.float64)) + np.asarray(node.bias)).mean(0)
     np.testing.assert_allclose(emu.scores, ref, rtol=1e-12, atol=1e-12)
-    assert emulator.latency_steps(q) == sum(layer["latency_steps"] for layer in emulator.layer_plan(q))
+    assert latency_steps(q) == sum(layer.latency_steps for layer in layer_plan(q))
 
 
 def test_cifar10_dvs_preset_converts():

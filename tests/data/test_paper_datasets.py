@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).parent))
-import fake_datasets as fake  # noqa: E402
+import fake_datasets as fake
 
 from tcja_deploy.data import cifar10_dvs, dvs128_gesture, event_frames, fashion_mnist, ncaltech101  # noqa: E402
 from tcja_deploy.errors import UserError  # noqa: E402

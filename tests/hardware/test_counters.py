@@ -3,6 +3,7 @@ neuron updates, firing rates, latency, Loihi 2 resources, the equivalent ANN."""
 
 from __future__ import annotations
 
+import dataclasses
 
 import numpy as np
 import pytest
@@ -10,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from synthetic_activity import small_network, two_layer_network
-from tcja_deploy.hardware.activity import LayerActivity
+from tcja_deploy.hardware.activity import GateGeometry, LayerActivity
 from tcja_deploy.hardware.ann_baseline import ann_counts, ann_layer_counts
 from tcja_deploy.hardware.counters import (
-    conv_fanout_map, count_layer, count_network, dense_fanout, gate_ops, squeeze_source, synops_per_sample,
+    conv_fanout_map, count_layer, count_network, dense_fanout, gate_ops, synops_per_sample,
     valid_taps,
 )
 from tcja_deploy.hardware.resources import LOIHI2_LIMITS, layer_resources, network_resources
@@ -136,12 +137,12 @@ def test_valid_taps_equals_a_convolution_of_ones(L, k, causal):
 
 
 def test_gate_ops_window_and_streaming():
-    g = {"T": 4, "C": 3, "kernel_tla": 2, "kernel_cla": 2, "H": 2, "W": 2, "mode": "window"}
+    g = GateGeometry(T=4, C=3, H=2, W=2, kernel_tla=2, kernel_cla=2, mode="window")
     ops = gate_ops(g, squeeze_events=10, output_events=7)
     tla = 3 * 3 * valid_taps(4, 2)   # Conv1d C→C over T
     cla = 4 * 4 * valid_taps(3, 2)   # Conv1d T→T over C
     assert ops == {"gate_adds": 10, "gate_macs": tla + cla, "gate_mults": 12 + 7, "gate_lookups": 12}
-    s = gate_ops({**g, "mode": "streaming"}, squeeze_events=10, output_events=7)
+    s = gate_ops(dataclasses.replace(g, mode="streaming"), squeeze_events=10, output_events=7)
     assert s["gate_macs"] == 3 * 3 * valid_taps(4, 2, causal=True) + (4 * 5 // 2) * valid_taps(3, 2)
 
 
@@ -162,15 +163,12 @@ def test_gate_layer_has_no_neurons_or_synapses_and_counts_graded_messages():
     assert np.array_equal(alone.counts["gate_adds"], net.layers[2].input_spikes.sum(axis=(0, 2, 3, 4)))
 
 
-def test_squeeze_source_by_graph_names_and_by_shape():
+def test_gate_squeeze_from_must_name_an_earlier_layer():
     net = small_network()
-    net.layers[2].gate["squeeze_from"] = "lif0"  # a neuron node, as in graph.json
-    net.extra["graph_names"] = ["input", "seg0.conv0", "lif0", "seg0.pool0", "lif1", "gate0", "seg1.fc0", "lif2"]
-    assert squeeze_source(net, 2) is net.layers[0]
-    net.extra.clear()
-    assert squeeze_source(net, 2) is net.layers[0]  # the nearest earlier layer shaped (C, H, W) = (3, 4, 4)
-    net.layers[2].gate.pop("squeeze_from")
-    assert squeeze_source(net, 2) is None
+    net.layers[2] = dataclasses.replace(net.layers[2], gate=dataclasses.replace(net.layers[2].gate,
+                                                                                squeeze_from="seg1.fc0"))
+    with pytest.raises(ValueError, match="squeeze_from"):
+        count_network(net)
 
 
 def test_neuron_updates_firing_rate_and_totals():
@@ -234,3 +232,13 @@ def test_ann_baseline_counts():
     assert g["gate_macs"] == 3 * 3 * 1 + 1 * valid_taps(3, 2)  # T = 1: one TLA tap, one CLA row
     assert tot["macs"] == sum(p["macs"] for p in per)
     assert ann_layer_counts(net.layers[3])["outputs"] == 5
+
+
+def test_predictions_break_ties_like_fidelity():
+    from tcja_deploy.hardware.counters import accuracy_flags
+
+    # equal spike counts whose float means differ in the last bit: the first class wins, as in fidelity.json
+    scores = np.array([[np.mean([0.3, 0.2, 0.1]), np.mean([0.1, 0.2, 0.3])]])
+    assert scores[0, 1] > scores[0, 0]
+    correct, pred = accuracy_flags(scores, np.array([0]))
+    assert pred[0] == 0 and correct[0] == 1.0

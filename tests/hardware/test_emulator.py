@@ -1,7 +1,6 @@
 """The emulator's integer arithmetic is Lava's (checked against Lava's own model code), and its activity
 has the layout the counters read."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +11,10 @@ from tcja_deploy.conversion import gate_math
 from tcja_deploy.conversion import passes as P
 from tcja_deploy.conversion.build import build_graph
 from tcja_deploy.conversion.targets import TARGETS, run_passes
+from tcja_deploy.conversion import fixed_point, layers
+from tcja_deploy.conversion import loihi2 as L
 from tcja_deploy.hardware import emulator
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conversion"))
-from tiny import T, tiny_input, tiny_model  # noqa: E402
+from tiny import T, tiny_input, tiny_model
 
 
 def lava_lif_reference(a: np.ndarray, i_decay: int, v_decay: int, vth_mant: int, bias_mant=None) -> np.ndarray:
@@ -46,7 +45,7 @@ def test_cuba_fixed_is_lavas_lif(i_decay, v_decay):
     a = rng.integers(-30000, 60000, size=(40, 7, 5))  # [T, N, C]; large inputs: u wraps, v saturates
     bias = rng.integers(-300, 300, size=5)  # per channel
     ref = lava_lif_reference(a, i_decay, v_decay, 40000, bias[None, :])
-    ours = emulator.cuba_fixed(torch.as_tensor(a), i_decay, v_decay, 40000, torch.as_tensor(bias)).numpy()
+    ours = fixed_point.cuba_fixed(torch.as_tensor(a), i_decay, v_decay, 40000, torch.as_tensor(bias)).numpy()
     assert np.array_equal(ours, ref)
     assert 0 < ref.mean() < 1
 
@@ -55,18 +54,18 @@ def test_wraps_match_lava():
     from lava.proc.conv.utils import signed_clamp
 
     x = np.array([0, 1, -1, 2**23 - 1, 2**23, 2**23 + 5, -(2**23), -(2**23) - 3, 3 * 2**23, -5 * 2**23 + 7])
-    assert np.array_equal(emulator.signed_clamp24(torch.as_tensor(x)).numpy(), signed_clamp(x, 24))
+    assert np.array_equal(L.signed_clamp24(torch.as_tensor(x)).numpy(), signed_clamp(x, 24))
     u = torch.as_tensor(x)
     expected = np.where(x > 2**23, x - 2**24, x)
     expected = np.where(expected <= -(2**23), x + 2**24, expected)
-    assert np.array_equal(emulator.wrap_current(u).numpy(), expected)
+    assert np.array_equal(L.wrap_current(u).numpy(), expected)
 
 
 def test_trunc_shift_rounds_toward_zero():
     from lava.lib.dl.slayer.utils.int_utils import right_shift_to_zero
 
     x = torch.tensor([-8193, -4097, -4096, -4095, -1, 0, 1, 4095, 4096, 12289], dtype=torch.int64)
-    assert torch.equal(emulator.trunc_shift12(x), right_shift_to_zero(x, 12))
+    assert torch.equal(L.trunc_shift12(x), right_shift_to_zero(x, 12))
 
 
 @pytest.mark.parametrize("groups,stride,padding,payload", [(1, 1, 1, 1), (1, 2, 0, 200), (3, 2, 0, 1)])
@@ -77,7 +76,7 @@ def test_qconv_is_lavas_conv(groups, stride, padding, payload):
     rng = np.random.default_rng(groups + stride)
     w = rng.integers(-128, 127, size=(6, 6 // groups, 3, 3)) * 2
     x = rng.integers(0, payload + 1, size=(6, 7, 7)) * (rng.random((6, 7, 7)) < 0.5)
-    ours = emulator.qconv(torch.as_tensor(x, dtype=torch.float64)[None, None], w, stride, padding, groups)[0, 0]
+    ours = fixed_point.qconv(torch.as_tensor(x, dtype=torch.float64)[None, None], w, stride, padding, groups)[0, 0]
     w_lava = w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)  # what NetX's create_conv does
     ref = conv(x.transpose(2, 1, 0), w_lava, (3, 3), (stride, stride), (padding, padding), (1, 1), groups)
     assert np.array_equal(ours.numpy(), ref.transpose(2, 1, 0))
@@ -94,7 +93,7 @@ def test_gate_is_gate_math(qgraph):
     gen = torch.Generator().manual_seed(3)
     s = (torch.rand(T, 5, 6, 4, 4, generator=gen) < 0.4).double()
     x = torch.nn.functional.max_pool2d(s.flatten(0, 1), 2).reshape(T, 5, 6, 2, 2)
-    out = emulator.gate_fixed(x, s, node).numpy()
+    out = fixed_point.gate_fixed(x, s, node).numpy()
     qgate = gate_math.QuantizedGate.from_arrays(node.params)
     codes = gate_math.gate_fixed(s.sum((3, 4)).permute(1, 0, 2).numpy(), qgate)
     assert np.array_equal(out, x.numpy() * codes.transpose(1, 0, 2)[..., None, None])
@@ -110,13 +109,14 @@ def test_emulate_activity_layout(qgraph):
     by = {a.name: a for a in act.layers}
     assert by["conv0"].input_payload_bits == 2 and by["conv0"].input_spikes.max() == 3
     assert by["conv2"].input_payload_bits == P.GATE_PAYLOAD_BITS and by["conv2"].input_spikes.dtype == np.int32
-    assert by["pool0"].weight.shape == (4, 4, 2, 2) and by["pool0"].stride == 2
-    assert by["gate0"].gate["squeeze_from"] == "lif1" and by["gate0"].latency_steps == T
+    assert by["pool0"].weight is None and by["pool0"].stride == 2  # the counters build its OR kernel
+    assert by["gate0"].gate.squeeze_from == "conv1" and by["gate0"].latency_steps == T  # the layer of lif1
+    assert by["gate1"].gate.squeeze_from is None and (by["gate0"].gate.H, by["gate0"].gate.W) == (4, 4)
     assert by["gate0"].output_spikes.shape == (T, 7, 6, 2, 2) and by["gate0"].output_payload_bits == 6
     assert by["linear0"].input_spikes.shape == (T, 7, 24) and by["linear0"].weight.shape == (20, 24)
     for a in act.layers:
         assert a.output_spikes.shape == (T, 7) + a.out_shape and a.input_spikes.shape == (T, 7) + a.in_shape
-    assert act.extra["latency_steps"] == emulator.latency_steps(qgraph) == 14
+    assert act.extra["latency_steps"] == layers.latency_steps(qgraph) == 14
     assert "lif1" in act.extra["graph_names"]
     # scores are the readout's spike rates
     last = by["linear0"].output_spikes.astype(np.float64)

@@ -1,6 +1,5 @@
 """A deploy directory on Lava's simulator agrees with the emulator spike for spike on every layer."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,15 +9,16 @@ from tcja_deploy.conversion import deploy
 from tcja_deploy.conversion import netx_export
 from tcja_deploy.conversion import passes as P
 from tcja_deploy.conversion.build import build_graph
-from tcja_deploy.conversion.fidelity import spike_agreement
+from tcja_deploy.conversion.deploy_dir import read_deploy
+from tcja_deploy.conversion.layers import latency_steps, plan_timing
 from tcja_deploy.conversion.targets import TARGETS, run_passes
 from tcja_deploy.hardware import emulator
-from tcja_deploy.hardware.lava_sim import load_deploy, plan_timing, run_lava
+from tcja_deploy.hardware.lava_sim import run_lava
+from tcja_deploy.hardware.verify import spike_agreement
 from tcja_deploy.models.specs import LIF, BatchNorm, Conv, Flatten, Linear, MaxPool, TCJAAttention, Vote
 from tcja_deploy.training.checkpoint import save_model
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conversion"))
-from tiny import T, tiny_config, tiny_input, tiny_model, tiny_run  # noqa: E402
+from tiny import T, tiny_config, tiny_input, tiny_model, tiny_run
 
 
 def test_timing_plan_aligns_every_gate_window():
@@ -54,7 +54,8 @@ def test_lava_agrees_with_emulator(tmp_path, kind):
         run, target = tiny_run(tmp_path / "run"), "lava-float"
     out = tmp_path / "deploy"
     deploy.convert(run, out, target, lava_samples=0, log=lambda s: None)
-    doc, graph = load_deploy(out)
+    d = read_deploy(out)
+    doc, graph = d.doc, d.graph
     x = tiny_input(3, seed=7)
     labels = np.array([0, 1, 0])
     emu = emulator.emulate(graph, x, labels)
@@ -72,8 +73,8 @@ def test_lava_agrees_with_emulator(tmp_path, kind):
         assert a.input_payload_bits == b.input_payload_bits and a.kind == b.kind
     if kind == "streaming":
         gate = next(a for a in lava.layers if a.kind == "gate")
-        assert gate.gate["mode"] == "streaming" and gate.latency_steps == 0
-        assert lava.extra["latency_steps"] == emulator.latency_steps(graph) == 5  # 5 hops, no window
+        assert gate.gate.mode == "streaming" and gate.latency_steps == 0
+        assert lava.extra["latency_steps"] == latency_steps(graph) == 5  # 5 hops, no window
 
 
 def readout_run(path: Path) -> Path:
@@ -89,7 +90,8 @@ def readout_run(path: Path) -> Path:
 def test_lava_readout_scores_identical_to_emulator(tmp_path):
     run, out = readout_run(tmp_path / "run"), tmp_path / "deploy"
     deploy.convert(run, out, "loihi2", lava_samples=0, log=lambda s: None)
-    doc, graph = load_deploy(out)
+    d = read_deploy(out)
+    doc, graph = d.doc, d.graph
     assert doc["readout"]["host"] and doc["readout"]["node"] == "readout0"
     assert all("readout0" not in seg["nodes"] for seg in doc["segments"])
     x = tiny_input(3, seed=7)

@@ -13,7 +13,9 @@ import pytest
 from synthetic_activity import SyntheticBackend, synthetic_batches
 from tcja_deploy import profile as profile_cli
 from tcja_deploy import report as report_cli
-from tcja_deploy.hardware import profiling
+from tcja_deploy.conversion.deploy_dir import read_deploy
+from tcja_deploy.hardware import backends, profiling
+from tcja_deploy.hardware.lava_runtime import import_lava_runtime
 from tcja_deploy.hardware.energy import REQUIRED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +32,11 @@ def _one_error_line(capsys) -> str:
 def deploy_dir(tmp_path):
     d = tmp_path / "deploy" / "tiny"
     d.mkdir(parents=True)
-    (d / "graph.json").write_text(json.dumps({"format": "tcja_deploy.graph/1", "nodes": [], "edges": [],
-                                              "meta": {"preset": "digits", "T": 4}}))
+    from tcja_deploy.conversion import graph as g
+
+    graph = g.Graph({"input": g.Input((2, 8, 8)), "flatten0": g.Flatten(), "vote": g.Vote(1)},
+                    {"preset": "digits", "T": 4})
+    (d / "graph.json").write_text(json.dumps(graph.to_dict()))
     return d
 
 
@@ -40,12 +45,12 @@ def synthetic(monkeypatch):
     """Route the CLI to the synthetic backend and synthetic samples."""
     backend = SyntheticBackend()
     monkeypatch.setattr(profiling, "get_backend", lambda name: backend)
-    monkeypatch.setattr(profiling, "test_samples",
+    monkeypatch.setattr(profiling, "load_test_samples",
                         lambda dataset, T, samples, chunk: (samples or 5, synthetic_batches(samples or 5, chunk, T)))
     return backend
 
 
-@pytest.mark.skipif(profiling.lava_loihi_missing() is None, reason="lava-loihi is installed here")
+@pytest.mark.skipif(backends.lava_loihi_missing() is None, reason="lava-loihi is installed here")
 def test_loihi2_without_lava_loihi_is_one_line_and_exit_2(capsys, tmp_path):
     code = profile_cli.main(["--deploy", str(tmp_path / "nowhere"), "--backend", "loihi2", "--out", str(tmp_path / "p")])
     assert code == 2
@@ -54,7 +59,7 @@ def test_loihi2_without_lava_loihi_is_one_line_and_exit_2(capsys, tmp_path):
     assert not (tmp_path / "p").exists()  # never a fake number
 
 
-@pytest.mark.skipif(profiling.lava_loihi_missing() is None, reason="lava-loihi is installed here")
+@pytest.mark.skipif(backends.lava_loihi_missing() is None, reason="lava-loihi is installed here")
 def test_loihi2_error_from_the_real_entry_point(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tcja_deploy.profile", "--deploy", str(tmp_path), "--backend",
                            "loihi2"], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -121,7 +126,7 @@ def tiny_deploy(tmp_path_factory):
     import torch
 
     try:  # before anything else imports Lava: earlier tests' progress bars fixed the multiprocessing context
-        profiling.import_lava_runtime()
+        import_lava_runtime()
     except ImportError as e:
         pytest.skip(f"Lava is not importable: {e}")
     from tcja_deploy.conversion.deploy import convert
@@ -154,8 +159,8 @@ def test_lava_and_emulator_give_identical_counts(tiny_deploy):
     rng = np.random.default_rng(0)
     frames = (rng.random((4, 3, 2, 8, 8)) < 0.3).astype(np.float32)
     labels = np.array([0, 1, 0])
-    emu = count_network(profiling.EmulatorBackend().run(tiny_deploy, frames, labels))
-    lava = count_network(profiling.LavaSimBackend().run(tiny_deploy, frames, labels))
+    emu = count_network(backends.EmulatorBackend().run(read_deploy(tiny_deploy), frames, labels))
+    lava = count_network(backends.LavaSimBackend().run(read_deploy(tiny_deploy), frames, labels))
     assert [l.name for l in emu.layers] == [l.name for l in lava.layers]
     assert all(l.counts["spikes"].sum() > 0 for l in emu.layers), "a silent layer makes the comparison weak"
     for le, ll in zip(emu.layers, lava.layers):

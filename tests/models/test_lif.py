@@ -1,4 +1,4 @@
-"""The Norse LIF used by the models is the CUBA neuron of DESIGN §3, written out by hand here."""
+"""The Norse LIF used by the models is the CUBA neuron of docs/DESIGN.md §3, written out by hand here."""
 
 import torch
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tcja_deploy.hardware.activity import LayerActivity, NetworkActivity
+from tcja_deploy.hardware.activity import GateGeometry, LayerActivity, NetworkActivity
 
 
 def small_network(N: int = 3, T: int = 4, seed: int = 0) -> NetworkActivity:
@@ -28,8 +28,8 @@ def small_network(N: int = 3, T: int = 4, seed: int = 0) -> NetworkActivity:
         LayerActivity("seg0.conv0", "conv", (2, 8, 8), (3, 4, 4), x, conv_out, weight=w_conv, stride=2, padding=1),
         LayerActivity("seg0.pool0", "pool", (3, 4, 4), (3, 2, 2), conv_out, pool_out, weight=None, stride=2),
         LayerActivity("gate0", "gate", (3, 2, 2), (3, 2, 2), pool_out, gate_out, output_payload_bits=4,
-                      gate={"T": T, "C": 3, "kernel_tla": 2, "kernel_cla": 2, "H": 4, "W": 4, "mode": "window",
-                            "squeeze_from": "seg0.conv0"},
+                      gate=GateGeometry(T=T, C=3, H=4, W=4, kernel_tla=2, kernel_cla=2, mode="window",
+                                        squeeze_from="seg0.conv0"),
                       latency_steps=T),
         LayerActivity("seg1.fc0", "dense", (12,), (5,), gate_out.reshape(T, N, 12), fc_out, weight=w_fc,
                       input_payload_bits=4),
@@ -72,7 +72,10 @@ class SyntheticBackend:
         self.calls = 0
         self.interrupt_after = interrupt_after
 
-    def run(self, deploy_dir, frames, labels):
+    def files(self, deploy):
+        return []
+
+    def run(self, deploy, frames, labels):
         if self.interrupt_after is not None and self.calls == self.interrupt_after:
             raise KeyboardInterrupt
         self.calls += 1
@@ -81,7 +84,7 @@ class SyntheticBackend:
 
 
 def synthetic_batches(samples: int, chunk: int, T: int = 4):
-    """(frames [T, n, 2, 8, 8], labels [n]) chunks, like profiling.test_samples."""
+    """(frames [T, n, 2, 8, 8], labels [n]) chunks, like profiling.load_test_samples."""
     for start in range(0, samples, chunk):
         n = min(chunk, samples - start)
         yield np.zeros((T, n, 2, 8, 8), dtype=np.float32), np.arange(start, start + n) % 5

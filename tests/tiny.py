@@ -19,14 +19,14 @@ T = 4
 INPUT_SHAPE = (2, 8, 8)
 
 
-def tiny_config(layers=None, T: int = T, input_shape=INPUT_SHAPE) -> ModelConfig:
+def tiny_config(layers=None, T: int = T, input_shape=INPUT_SHAPE, num_classes: int = 2) -> ModelConfig:
     layers = layers or (
         Conv(4), BatchNorm(), LIF(), MaxPool(2),
         Conv(6), BatchNorm(), LIF(), TCJAAttention(kernel_tla=2, kernel_cla=3), MaxPool(2),
         Conv(6), BatchNorm(), LIF(), TCJAAttention(kernel_tla=3, kernel_cla=2),
         Flatten(), Dropout(0.2), Linear(20), LIF(), Vote(10),
     )
-    return ModelConfig(preset="tiny", input_shape=input_shape, T=T, num_classes=2, layers=tuple(layers))
+    return ModelConfig(preset="tiny", input_shape=input_shape, T=T, num_classes=num_classes, layers=tuple(layers))
 
 
 def tiny_model(seed: int = 0, config: ModelConfig | None = None) -> TCJASNN:

@@ -1,0 +1,105 @@
+"""Fixed-point semantics of the ``q_*`` nodes: the integer arithmetic of Lava's ``fixed_pt`` models.
+
+These are slayer's quantized CUBA forward (docs/DESIGN.md §3) plus the limits slayer leaves out
+(exact rules, with sources, in docs/FORMATS.md):
+
+- input: payload = clip(round(x / scale), 0, 2^bits − 1) (``torch.round``: halves to even);
+- synapse: ``a = Σ w·p`` over input payloads p (0/1 spikes or graded codes); a conv's sum wraps at
+  24 bits (Lava ``PyConvModelFixed``), a dense sum does not;
+- CUBA (Lava ``PyLifModelBitAcc``; NetX writes ``du = iDecay − 1``, Lava adds 1 back)::
+
+      u ← wrap24( trunc(u·(4096 − i_decay) / 4096) + (a << 6) )
+      v ← clip24( trunc(v·(4096 − v_decay) / 4096) + u + (bias << 6) )
+      spike = v > vth_mant << 6;  v ← 0 where spike
+
+- gate: :func:`tcja_deploy.conversion.gate_math.gate_fixed_torch` on the per-(t, c) spike counts of
+  the squeezed spikes; payload = spike · code.
+
+Payload tensors are integer-valued float64; synapse outputs are int64. Each sample starts from zero
+state (the chip's neurons reset at every window of T steps).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tcja_deploy.conversion import gate_math
+from tcja_deploy.conversion import graph as g
+from tcja_deploy.conversion import loihi2 as L
+from tcja_deploy.conversion.recurrence import cuba_recurrence
+
+#: Integers below this are exact in float32 sums with a bit to spare (24-bit significand).
+FLOAT32_EXACT = 1 << 23
+
+
+def cuba_fixed(a: torch.Tensor, i_decay: int, v_decay: int, vth_mant: int,
+               bias_mant: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Integer CUBA over a window: synaptic input a [T, N, ...] (int64) → spikes [T, N, ...] (float64 0/1)."""
+    bias = 0 if bias_mant is None else \
+        bias_mant.to(a.device).reshape(1, -1, *([1] * (a.dim() - 3))) << L.WEIGHT_EXP
+    keep_u, keep_v = L.DECAY_UNITY - int(i_decay), L.DECAY_UNITY - int(v_decay)
+    return cuba_recurrence(
+        a, decay_u=lambda u: L.trunc_decay(u, keep_u), decay_v=lambda v: L.trunc_decay(v, keep_v),
+        inject=lambda x: x << L.WEIGHT_EXP, bias=bias, threshold=int(vth_mant) << L.WEIGHT_EXP,
+        wrap_u=L.wrap_current, clip_v=L.clip_voltage, out_dtype=torch.float64)
+
+
+def _exact_dtype(weight: np.ndarray, p_max: float, device: torch.device) -> torch.dtype:
+    """float32 on CPU when every partial sum Σ|w|·p stays below 2²³ (exact with a bit to spare), else
+    float64 (exact below 2⁵³). GPUs always get float64: cuDNN's fast float32 algorithms (Winograd, FFT,
+    TF32) are not exact on integers."""
+    if device.type != "cpu":
+        return torch.float64
+    w = np.abs(np.asarray(weight, dtype=np.float64)).reshape(np.asarray(weight).shape[0], -1)
+    return torch.float32 if float(w.sum(1).max()) * p_max < FLOAT32_EXACT else torch.float64
+
+
+def qconv(p: torch.Tensor, weight: np.ndarray, stride: int, padding: int, groups: int) -> torch.Tensor:
+    """Integer conv of payloads [T, N, C, H, W] (integer-valued, ≥ 0) → int64 sums wrapped at 24 bits.
+
+    The float accumulation is exact (see :func:`_exact_dtype`).
+    """
+    p_max = float(p.max()) if p.numel() else 0.0
+    dt = _exact_dtype(weight, p_max, p.device)
+    w = torch.as_tensor(np.asarray(weight), dtype=dt, device=p.device)
+    T, N = p.shape[:2]
+    y = F.conv2d(p.reshape(T * N, *p.shape[2:]).to(dt), w, stride=stride, padding=padding, groups=groups)
+    y = y.reshape(T, N, *y.shape[1:]).round().to(torch.int64)
+    if y.numel() and int(y.abs().max()) >= L.STATE_WRAP:
+        y = L.signed_clamp24(y)
+    return y
+
+
+def qlinear(p: torch.Tensor, weight: np.ndarray) -> torch.Tensor:
+    """Integer dense sums of payloads [T, N, in] → int64 [T, N, out] (no wrap, as Lava's Dense)."""
+    dt = _exact_dtype(weight, float(p.max()) if p.numel() else 0.0, p.device)
+    w = torch.as_tensor(np.asarray(weight), dtype=dt, device=p.device)
+    return (p.to(dt) @ w.T).round().to(torch.int64)
+
+
+def input_payload(x: torch.Tensor, node: g.QInput) -> torch.Tensor:
+    """Input values → payload codes: clip(round(x / scale), 0, 2^bits − 1); binary when bits = 0."""
+    top = 1 if node.payload_bits == 0 else (1 << node.payload_bits) - 1
+    return torch.clamp(torch.round(x.to(torch.float64) / node.scale), 0, top)
+
+
+def spike_counts(s: torch.Tensor) -> torch.Tensor:
+    """[T, N, C, H, W] spikes → [N, T, C] counts summed over H×W."""
+    return s.sum(dim=(3, 4)).permute(1, 0, 2)
+
+
+def gate_fixed(x: torch.Tensor, s: torch.Tensor, node: g.QGate) -> torch.Tensor:
+    """Gated payloads [T, N, C, H', W']: binary x times the code of the gate computed from s's counts."""
+    q = gate_math.QuantizedGate.from_arrays(node.params)
+    codes = gate_math.gate_fixed_torch(spike_counts(s), q)  # [N, T, C] int64
+    return x * codes.permute(1, 0, 2).to(torch.float64)[..., None, None]
+
+
+def qcuba(node: g.QCubaLIF, a: torch.Tensor) -> torch.Tensor:
+    """A ``q_cuba_lif`` node on synaptic sums a [T, N, ...] (int64)."""
+    bias = None if node.bias_mant is None else torch.as_tensor(np.asarray(node.bias_mant), dtype=torch.int64)
+    return cuba_fixed(a, node.i_decay, node.v_decay, node.vth_mant, bias)

@@ -1,0 +1,250 @@
+"""The profile document: per-sample counts of every layer accumulated chunk by chunk, built into
+``profile.json`` (field-by-field reference: docs/FORMATS.md).
+
+``profile.json`` (``"format": "tcja_deploy.profile/1"``), every count per inference (one sample), as
+``{"mean", "std", "min", "max"}`` over the samples (std: population, ddof = 0)::
+
+    {"format", "partial", "stopped" (why a partial profile stopped, or null), "created",
+     "backend", "deploy": {"dir", "hash", "preset", "dataset", "T"},
+     "versions": {"python", "lava-nc", "lava-dl", "torch", "numpy", "tcja_deploy"},
+     "samples": {"requested", "selected", "done", "split": "test", "first_index"},
+     "accuracy": {"correct", "labelled", "value"},
+     "latency": {"input_steps", "pipeline_steps", "window_gate_steps", "decision_steps", "steps_simulated"},
+     "wall_s_per_sample": stat,
+     "layers": [{"name", "kind", "in_shape", "out_shape", "stride", "padding", "input_payload_bits",
+                 "output_payload_bits", "latency_steps", "gate", "neurons", "units", "steps",
+                 "counts": {<COUNT_KEYS>: stat}, "firing_rate": stat,
+                 "resources": {"neurons", "synapses", "weights", "synaptic_memory_bits", "cores"},
+                 "ann": {<ANN_KEYS>: int},
+                 "energy_pj": {"snn_chip" | "snn_cmos" | "ann_cmos": {"total": stat,
+                               "by_category": {<CATEGORIES>: mean}}}}, ...],
+     "total": {"counts": {...: stat}, "firing_rate": stat, "resources": {..., "chips"}, "ann": {...}},
+     "resources_limits": {<LOIHI2_LIMITS>},
+     "energy": {"unit": "pJ per inference", "status": "estimate", "profiles": {name: profile},
+                "scenarios": {"snn_chip" | "snn_cmos" | "ann_cmos": {"label", "profile", "status",
+                              "total": stat, "by_category": {<CATEGORIES>: stat}}},
+                "ratios": {"ann_cmos_over_snn_chip", "ann_cmos_over_snn_cmos"},
+                "measured": null | {...}},
+     "caveats": [str, ...]}
+
+Next to it, ``raster.npz`` holds the spikes of the first sample: ``names`` (layer names, the first
+``input``), and ``layer_<i>`` = [T, units] uint8 event counts.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Optional
+
+import numpy as np
+
+from tcja_deploy.hardware import energy as E
+from tcja_deploy.hardware.activity import NetworkActivity
+from tcja_deploy.hardware.ann_baseline import ann_counts
+from tcja_deploy.hardware.counters import COUNT_KEYS, NetworkCounts, count_network, event_counts
+from tcja_deploy.hardware.resources import network_resources
+
+FORMAT = "tcja_deploy.profile/1"
+SCENARIOS = ("snn_chip", "snn_cmos", "ann_cmos")
+
+
+def stat(values) -> dict[str, float]:
+    """{"mean", "std", "min", "max"} of per-sample values (population std); NaN-free input expected."""
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
+    if a.size == 0:
+        return {"mean": float("nan"), "std": float("nan"), "min": float("nan"), "max": float("nan")}
+    return {"mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()), "max": float(a.max())}
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages that decide the numbers."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("lava-nc", "lava-dl", "torch", "numpy", "tcja_deploy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _layer_static(layer) -> dict:
+    return {
+        "name": layer.name, "kind": layer.kind,
+        "in_shape": [int(v) for v in layer.in_shape], "out_shape": [int(v) for v in layer.out_shape],
+        "stride": int(layer.stride), "padding": int(layer.padding),
+        "input_payload_bits": int(layer.input_payload_bits), "output_payload_bits": int(layer.output_payload_bits),
+        "latency_steps": int(layer.latency_steps),
+        "gate": None if layer.gate is None else layer.gate.to_dict(),
+    }
+
+
+@dataclass
+class ProfileAccumulator:
+    """Per-sample counts of every layer, gathered chunk by chunk; :meth:`build` makes profile.json's dict."""
+
+    profiles: dict[str, E.EnergyProfile]
+    static: list[dict] = field(default_factory=list)
+    resources: Optional[dict] = None
+    ann_per_layer: list[dict] = field(default_factory=list)
+    ann_total: dict = field(default_factory=dict)
+    latency: dict = field(default_factory=dict)
+    per_layer: list[dict[str, list[np.ndarray]]] = field(default_factory=list)
+    rates: list[list[np.ndarray]] = field(default_factory=list)
+    total_rate: list[np.ndarray] = field(default_factory=list)
+    correct: list[np.ndarray] = field(default_factory=list)
+    wall_s: list[np.ndarray] = field(default_factory=list)
+    measured: list[dict] = field(default_factory=list)
+    meta_layers: list[tuple[int, int, int]] = field(default_factory=list)  # (neurons, units, steps)
+
+    @property
+    def samples(self) -> int:
+        return int(sum(len(c) for c in self.correct))
+
+    def add(self, activity: NetworkActivity, wall_s: float = 0.0) -> NetworkCounts:
+        """Count one chunk's activity and keep its per-sample values."""
+        counts = count_network(activity)
+        if not self.static:
+            self.static = [_layer_static(l) for l in activity.layers]
+            self.resources = network_resources(activity.layers)
+            self.ann_per_layer, self.ann_total = ann_counts(activity.layers)
+            self.latency = counts.latency
+            self.per_layer = [{k: [] for k in COUNT_KEYS} for _ in activity.layers]
+            self.rates = [[] for _ in activity.layers]
+            self.meta_layers = [(lc.neurons, lc.units, lc.steps) for lc in counts.layers]
+        elif [l.name for l in activity.layers] != [s["name"] for s in self.static]:
+            raise ValueError("the backend returned different layers for different chunks")
+        for i, lc in enumerate(counts.layers):
+            for k in COUNT_KEYS:
+                self.per_layer[i][k].append(lc.counts[k])
+            self.rates[i].append(lc.firing_rate)
+        self.total_rate.append(counts.firing_rate)
+        self.correct.append(counts.correct)
+        self.wall_s.append(np.full(counts.samples, wall_s / max(counts.samples, 1)))
+        if activity.extra.get("measured"):
+            self.measured.append({"samples": counts.samples, **activity.extra["measured"]})
+        return counts
+
+    # -- building the profile -------------------------------------------------------------------------------
+    def _layer_counts(self, i: int) -> dict[str, np.ndarray]:
+        return {k: np.concatenate(v) for k, v in self.per_layer[i].items()}
+
+    def _energies(self, counts: dict[str, np.ndarray], ann: dict) -> dict[str, dict[str, np.ndarray]]:
+        neu, cmos = self.profiles["neuromorphic"], self.profiles["cmos"]
+        n = len(next(iter(counts.values())))
+        ann_e = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)) for k, v in E.ann_cmos_energy(ann, cmos).items()}
+        return {"snn_chip": E.snn_chip_energy(counts, neu), "snn_cmos": E.snn_cmos_energy(counts, cmos), "ann_cmos": ann_e}
+
+    def scenario_labels(self) -> dict[str, dict[str, str]]:
+        neu, cmos = self.profiles["neuromorphic"], self.profiles["cmos"]
+        return {
+            "snn_chip": {"label": f"SNN on Loihi 2 ({neu.name}, {neu.status})", "profile": neu.name, "status": neu.status},
+            "snn_cmos": {"label": f"SNN on 45 nm CMOS ({cmos.name}, {cmos.status})", "profile": cmos.name,
+                         "status": cmos.status},
+            "ann_cmos": {"label": f"equivalent ANN on 45 nm CMOS ({cmos.name}, {cmos.status})", "profile": cmos.name,
+                         "status": cmos.status},
+        }
+
+    def build(self, meta: dict, partial: bool, stopped: Optional[str] = None) -> dict:
+        """The profile.json document (see the module docstring)."""
+        if not self.static:
+            raise ValueError("no samples were profiled")
+        layers_out = []
+        total_counts = None
+        total_energy: dict[str, dict[str, np.ndarray]] = {}
+        for i, s in enumerate(self.static):
+            c = self._layer_counts(i)
+            total_counts = {k: v.copy() for k, v in c.items()} if total_counts is None else \
+                {k: total_counts[k] + c[k] for k in COUNT_KEYS}
+            en = self._energies(c, self.ann_per_layer[i])
+            for sc, br in en.items():
+                acc = total_energy.setdefault(sc, {cat: 0.0 for cat in E.CATEGORIES})
+                for cat in E.CATEGORIES:
+                    acc[cat] = acc[cat] + br[cat]
+            neurons, units, steps = self.meta_layers[i]
+            layers_out.append({
+                **s, "neurons": neurons, "units": units, "steps": steps,
+                "counts": {k: stat(v) for k, v in c.items()},
+                "firing_rate": stat(np.concatenate(self.rates[i])),
+                "resources": self.resources["layers"][i].to_dict(),
+                "ann": self.ann_per_layer[i],
+                "energy_pj": {sc: {"total": stat(E.total(br)),
+                                   "by_category": {cat: float(np.mean(br[cat])) for cat in E.CATEGORIES}}
+                              for sc, br in en.items()},
+            })
+        # The network's input events are the first layer's input (each later input is an earlier output).
+        total_counts["input_events"] = self._layer_counts(0)["input_events"]
+        correct = np.concatenate(self.correct)
+        labelled = int(np.sum(~np.isnan(correct)))
+        n_correct = int(np.nansum(correct))
+        labels = self.scenario_labels()
+        scenarios = {sc: {**labels[sc], "total": stat(E.total(br)),
+                          "by_category": {cat: stat(br[cat]) for cat in E.CATEGORIES}}
+                     for sc, br in total_energy.items()}
+
+        def ratio(a: str, b: str) -> Optional[float]:
+            den = scenarios[b]["total"]["mean"]
+            return float(scenarios[a]["total"]["mean"] / den) if den else None
+
+        measured = None
+        if self.measured:
+            keys = sorted({k for m in self.measured for k in m if k != "samples"})
+            measured = {"profile": "measured", "status": "measured", "source": "lava-loihi Loihi2Power / "
+                        "Loihi2ExecutionTime / Loihi2Activity", "per_chunk": self.measured,
+                        **{k: stat([m[k] for m in self.measured if k in m]) for k in keys}}
+        caveats = [p.caveat for p in self.profiles.values() if p.caveat]
+        caveats += [
+            "Counts come from the activity of this run; energies are counts × per-op constants (estimates) "
+            "unless marked measured.",
+            "Neuron updates are charged for every neuron at each of the T steps of an inference (pipelined "
+            "stream; a lone inference's flush steps are not charged); an update is 'active' when the neuron "
+            "fires in that step.",
+            "Spike traffic on chip: one message per spike and "
+            f"{self.profiles['neuromorphic'].get('hops_per_spike'):g} mesh hop(s) each (placement unknown).",
+            "The TCJA gate is non-spiking arithmetic (MACs, products, sigmoid lookups, squeeze adds), "
+            "charged at 45 nm CMOS figures in every scenario.",
+            "Loihi 2 cores: a lower bound from per-core neuron and synaptic-memory limits, without weight "
+            "sharing (synaptic memory = synapses × weight bits); some limits are unverified (see the table).",
+            "The equivalent ANN runs the same layers once with dense fp32 MACs (TCJA at T = 1). Both carry a "
+            "memory-access term because leaving memory traffic out overstates an SNN's advantage "
+            "(arXiv:2409.08290); the ANN's term assumes ideal reuse, so the comparison errs towards the ANN.",
+        ]
+        return {
+            "format": FORMAT,
+            "partial": bool(partial),
+            "stopped": stopped,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **meta,
+            "samples": {**meta.get("samples", {}), "done": self.samples},
+            "accuracy": {"correct": n_correct, "labelled": labelled,
+                         "value": (n_correct / labelled) if labelled else None},
+            "latency": self.latency,
+            "wall_s_per_sample": stat(np.concatenate(self.wall_s)),
+            "layers": layers_out,
+            "total": {"counts": {k: stat(v) for k, v in total_counts.items()},
+                      "firing_rate": stat(np.concatenate(self.total_rate)),
+                      "resources": self.resources["total"], "ann": self.ann_total},
+            "resources_limits": self.resources["limits"],
+            "energy": {"unit": "pJ per inference", "status": "estimate",
+                       "profiles": {p.name: p.to_dict() for p in self.profiles.values()},
+                       "scenarios": scenarios,
+                       "ratios": {"ann_cmos_over_snn_chip": ratio("ann_cmos", "snn_chip"),
+                                  "ann_cmos_over_snn_cmos": ratio("ann_cmos", "snn_cmos")},
+                       "measured": measured},
+            "caveats": caveats,
+        }
+
+
+def raster_arrays(activity: NetworkActivity, sample: int = 0) -> dict[str, np.ndarray]:
+    """{"names": [input, layer names...], "layer_<i>": [T, units] uint8} for one sample."""
+    first = activity.layers[0]
+    names = ["input"] + [l.name for l in activity.layers]
+    arrays = [event_counts(np.asarray(first.input_spikes)[:, sample], first.input_payload_bits)]
+    arrays += [event_counts(np.asarray(l.output_spikes)[:, sample], l.output_payload_bits) for l in activity.layers]
+    out: dict[str, np.ndarray] = {"names": np.asarray(names)}
+    for i, a in enumerate(arrays):
+        out[f"layer_{i}"] = np.clip(a.reshape(a.shape[0], -1), 0, 255).astype(np.uint8)
+    return out
