@@ -1,6 +1,7 @@
 """Train a TCJA-SNN on a preset's dataset and write a run directory.
 
-Usage: ``python -m tcja_deploy.train [--preset digits] [--epochs N] ... [--resume RUN_DIR]``.
+Usage: ``python -m tcja_deploy.train [--preset digits] [--epochs N] ... [--resume RUN_DIR]``; on several
+processes or machines: ``torchrun --nproc-per-node N -m tcja_deploy.train ...`` (DistributedDataParallel).
 With no arguments: the ``digits`` preset (scikit-learn digits as DVS events) on CUDA if available,
 else CPU. Writes a run directory (default ``runs/<preset>-<YYYYmmdd-HHMMSS>``) with
 ``model.safetensors``, ``config.json``, ``metrics.json``, ``metrics.jsonl`` and the resume checkpoint
@@ -16,7 +17,7 @@ import sys
 
 from tcja_deploy.errors import UserError, cli_main  # noqa: E402
 from tcja_deploy.models.presets import PRESET_NAMES  # noqa: E402
-from tcja_deploy.training.config import ENCODINGS, LOSSES, TrainConfig  # noqa: E402
+from tcja_deploy.training.config import ENCODINGS, LOSSES, RECIPES, TrainConfig  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help=f"network preset: {', '.join(PRESET_NAMES)} (default: digits)")
     p.add_argument("--data-dir", help="dataset root folder (default: the data module's)")
     p.add_argument("--epochs", type=int, help="training epochs (default: preset)")
-    p.add_argument("--batch-size", type=int, help="samples per step (default: preset)")
+    p.add_argument("--batch-size", type=int,
+                   help="samples per optimizer step: the global batch, split evenly across torchrun's ranks "
+                        "(a multiple of the world size; default: preset)")
     p.add_argument("--lr", type=float, help="Adam learning rate, cosine-annealed over the epochs (default: preset)")
     p.add_argument("--T", type=int, help="time steps per sample (default: preset)")
     p.add_argument("--loss", choices=LOSSES, help="mse: firing rate vs one-hot (reference); ce: cross-entropy")
@@ -47,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true", help="download a missing dataset")
     p.add_argument("--encoding", choices=tuple(ENCODINGS), help="digits only: DVS events or static images")
     p.add_argument("--max-samples", type=int, metavar="N", help="use at most N samples per split (smoke tests)")
+    p.add_argument("--recipe", choices=RECIPES, default="ours",
+                   help="ours (default) or reference: the reference code's surrogate (ATan / PiecewiseQuadratic), "
+                        "detached reset, AMP, drop_last and 1024 epochs (presets with reference code)")
+    p.add_argument("--drop-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="drop the last incomplete training batch (default: the recipe's; ours keeps it)")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="distributed runs: BatchNorm statistics over all ranks (SyncBatchNorm, CUDA only)")
     return p
 
 

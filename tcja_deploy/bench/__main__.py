@@ -27,6 +27,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, common.BenchOptions]
     p.add_argument("--impls", default=None,
                    help="comma-separated implementations to compare (benchmark-specific; see bench/NOTES.md)")
     p.add_argument("--preset", action="append", default=None, help="convert: preset(s) to time (repeatable)")
+    p.add_argument("--nproc", type=int, default=None,
+                   help="train-step: also time the step data-parallel on N processes (torchrun, DDP) vs 1")
     a = p.parse_args(argv)
     if a.repeats < 1:
         p.error("--repeats must be ≥ 1")
@@ -35,6 +37,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, common.BenchOptions]
         extra["impls"] = [s.strip() for s in a.impls.split(",") if s.strip()]
     if a.preset:
         extra["presets"] = a.preset
+    if a.nproc:
+        extra["nproc"] = a.nproc
     opts = common.BenchOptions(size=a.size, device=a.device, compile=a.compile, amp=a.amp, repeats=a.repeats,
                                memory=a.memory, threads=a.threads, out_dir=a.out_dir, seed=a.seed, extra=extra)
     return a.name, opts

@@ -27,6 +27,9 @@ then a hard reset to 0. They differ only at the threshold: Norse spikes when v >
 when v ≥ v_th; a tie needs v exactly equal to v_th in float32, which the check would report.
 Surrogate gradients differ by design (Norse SuperSpike ours, ATan theirs as in the reference), so
 gradients are not compared; the dense work per step is identical.
+
+``--nproc N`` adds data-parallel scaling of our step: the same global batch on 1 and on N processes
+under torchrun (:mod:`tcja_deploy.bench.ddp_scaling`).
 """
 
 from __future__ import annotations
@@ -358,7 +361,21 @@ def run(opts: common.BenchOptions) -> dict[str, Any]:
         if memory:
             rows.append(common.ratio_row("peak step memory", "MiB", common.mib(memory.get("ours")),
                                          common.mib(memory.get(other)), other, "lower"))
+    nproc = int(opts.extra.get("nproc") or 1)
+    scaling = None
+    if nproc > 1:
+        from tcja_deploy.bench.ddp_scaling import run_scaling
+
+        if case["batch"] % nproc:
+            raise common.BenchUnavailable(f"--nproc {nproc}: the batch of size {size!r} ({case['batch']}) is not a "
+                                          f"multiple of it")
+        threads = opts.threads or torch.get_num_threads()
+        scaling = run_scaling(case, nproc, opts.device, opts.repeats, threads, opts.seed)
+        rows.append(common.ratio_row(f"DDP train step, {nproc} processes vs 1", "samples/s",
+                                     scaling["runs"][1]["samples_per_s"], scaling["runs"][0]["samples_per_s"],
+                                     "1 process", "higher", efficiency=scaling["efficiency"]))
     return {
+        "ddp_scaling": scaling,
         "size": {"name": size, **case, "input_shape": list(config.input_shape), "preset": PRESET,
                  "sj_backend": sj_backend(opts.device)},
         "implementations": list(impls),

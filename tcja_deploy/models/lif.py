@@ -39,8 +39,10 @@ class LIFConfig:
     tau_mem: float = 2.0
     tau_syn: float = 1.0
     v_th: float = 1.0
-    surrogate: str = "super"  # a Norse threshold method: super, tanh, triangle, circ, heavi_erfc
+    surrogate: str = "super"  # a Norse threshold method (super, tanh, triangle, circ, heavi_erfc) or atan,
+    #                           piecewise_quadratic (SpikingJelly's, fused LIF only)
     alpha: float = 10.0  # surrogate sharpness (Norse's alpha; Norse's "super" ignores it)
+    detach_reset: bool = False  # no gradient through the reset (SpikingJelly detach_reset=True; fused LIF only)
 
     def norse_parameters(self) -> LIFParameters:
         return LIFParameters(
@@ -54,7 +56,9 @@ class LIFConfig:
         )
 
 
-FUSED_SURROGATES = ("super", "tanh", "triangle", "circ", "heavi_erfc")
+FUSED_SURROGATES = ("super", "tanh", "triangle", "circ", "heavi_erfc", "atan", "piecewise_quadratic")
+#: Surrogates Norse does not have (SpikingJelly's, as the TCJA reference trains with them): fused LIF only.
+FUSED_ONLY_SURROGATES = ("atan", "piecewise_quadratic")
 
 
 @dataclass(frozen=True)
@@ -134,20 +138,28 @@ def _surrogate_derivative(u: Tensor, method: str, alpha: float) -> Tensor:
     if method == "heavi_erfc":  # HeaviErfc: 2·exp(−(αu)²)/√π
         e = u * alpha
         return torch.exp(-(e * e)).mul_(2.0 / math.sqrt(math.pi))
+    if method == "atan":  # SpikingJelly ATan: (α/2) / (1 + (π/2·α·u)²)
+        e = u * (math.pi / 2 * alpha)
+        return e.mul_(e).add_(1.0).reciprocal_().mul_(alpha / 2)
+    if method == "piecewise_quadratic":  # SpikingJelly PiecewiseQuadratic: α − α²|u| for |u| ≤ 1/α, else 0
+        a = u.abs()
+        return torch.where(a > 1.0 / alpha, torch.zeros_like(a), alpha - alpha * alpha * a)
     raise ValueError("no fused surrogate for this threshold method")
 
 
 @torch.jit.script
 def _lif_backward(grad: Tensor, vd: Tensor, a: float, nb: float, v_th: float, v_reset: float,
-                  method: str, alpha: float, chunk: int) -> Tensor:
+                  method: str, alpha: float, chunk: int, detach_reset: bool) -> Tensor:
     """dL/dx [T, ...] from dL/dspikes and the saved pre-reset voltages, backwards in time.
 
     Adjoint of Norse's step (g = dL/d·, z = v_d > v_th, s = surrogate derivative at v_d − v_th):
         g_v = (1 − a)·g_vd[t+1];  g_z = g_out + g_v·(v_reset − v_d);  g_vd = g_v·(1 − z) + g_z·s;
         g_i_n = a·g_vd + (1 + nb)·g_i_n[t+1];  g_x = g_i_n.
     Rewritten as g_vd[t] = h[t] + (1 − a)·k[t]·g_vd[t+1] with h = g_out·s and
-    k = (1 − z) + (v_reset − v_d)·s. h and k are computed ``chunk`` steps at a time (so the
-    temporaries stay in cache), the recurrence one step at a time, in place in the result.
+    k = (1 − z) + (v_reset − v_d)·s. With ``detach_reset`` the reset's spike is a constant for the
+    gradient (SpikingJelly's detach_reset): the g_v·(v_reset − v_d) term drops and k = 1 − z.
+    h and k are computed ``chunk`` steps at a time (so the temporaries stay in cache), the recurrence
+    one step at a time, in place in the result.
     """
     T = vd.shape[0]
     gx = torch.empty_like(vd)
@@ -161,8 +173,11 @@ def _lif_backward(grad: Tensor, vd: Tensor, a: float, nb: float, v_th: float, v_
         v = vd[t0:t1]
         u = v - v_th
         s = _surrogate_derivative(u, method, alpha)
-        k = torch.rsub(v, v_reset).mul_(s)
-        k.add_(u.le_(0.0))  # u becomes 1 − z
+        if detach_reset:
+            k = u.le(0.0).to(v.dtype)  # 1 − z
+        else:
+            k = torch.rsub(v, v_reset).mul_(s)
+            k.add_(u.le_(0.0))  # u becomes 1 − z
         h = gx[t0:t1]
         torch.mul(s, grad[t0:t1], out=h)
         h[n - 1].addcmul_(g_vd_next, k[n - 1], value=1.0 - a)
@@ -180,7 +195,7 @@ def _lif_backward(grad: Tensor, vd: Tensor, a: float, nb: float, v_th: float, v_
 
 
 def surrogate_derivative(u: Tensor, method: str, alpha: float) -> Tensor:
-    """d spike / d u of Norse's threshold ``method`` (super, tanh, triangle, circ, heavi_erfc) at u."""
+    """d spike / d u of the surrogate ``method`` (one of :data:`FUSED_SURROGATES`) at u."""
     if method not in FUSED_SURROGATES:
         raise ValueError(f"no fused surrogate for {method!r}; fused ones: {', '.join(FUSED_SURROGATES)}")
     return _surrogate_derivative(u, method, float(alpha))
@@ -193,11 +208,11 @@ class _LIFWindow(torch.autograd.Function):
     """[T, ...] input current → [T, ...] spikes; backward = adjoint of Norse's step (BPTT)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, c: _StepConstants, method: str) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, c: _StepConstants, method: str, detach_reset: bool) -> Tensor:  # type: ignore[override]
         z, vd = _lif_forward_loop(x, c.a, c.nb, c.v_leak, c.v_th, c.v_reset)
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(vd)
-            ctx.c, ctx.method = c, method
+            ctx.c, ctx.method, ctx.detach_reset = c, method, detach_reset
         return z.to(x.dtype)
 
     @staticmethod
@@ -205,11 +220,12 @@ class _LIFWindow(torch.autograd.Function):
         (vd,) = ctx.saved_tensors
         c: _StepConstants = ctx.c
         chunk = max(1, CHUNK_ELEMENTS // max(1, vd[0].numel()))
-        grad_x = _lif_backward(grad_spikes, vd, c.a, c.nb, c.v_th, c.v_reset, ctx.method, c.alpha, chunk)
-        return grad_x, None, None
+        grad_x = _lif_backward(grad_spikes, vd, c.a, c.nb, c.v_th, c.v_reset, ctx.method, c.alpha, chunk,
+                               ctx.detach_reset)
+        return grad_x, None, None, None
 
 
-def lif_window(x: Tensor, p: LIFParameters, dt: float = 1.0) -> Tensor:
+def lif_window(x: Tensor, p: LIFParameters, dt: float = 1.0, detach_reset: bool = False) -> Tensor:
     """Spikes [T, ...] of Norse's LIF over a window of input currents [T, ...], starting from rest.
 
     Same spikes as ``norse.torch.LIF(p, dt=dt)(x)[0]`` and the same gradients (to float rounding).
@@ -221,14 +237,14 @@ def lif_window(x: Tensor, p: LIFParameters, dt: float = 1.0) -> Tensor:
     c = _StepConstants.of(p, dt)
     if c.v_leak != 0.0:
         raise ValueError("lif_window starts from v = 0, which is Norse's rest state only when v_leak = 0")
-    return _apply_fused(x, c, p.method)
+    return _apply_fused(x, c, p.method, detach_reset)
 
 
 @torch.compiler.disable
-def _apply_fused(x: Tensor, c: _StepConstants, method: str) -> Tensor:
+def _apply_fused(x: Tensor, c: _StepConstants, method: str, detach_reset: bool = False) -> Tensor:
     """The autograd node (opaque to torch.compile, which cannot trace the TorchScript loops: a graph break)."""
     x = x.to(torch.promote_types(x.dtype, torch.float32))
-    return _LIFWindow.apply(x, c, method)
+    return _LIFWindow.apply(x, c, method, detach_reset)
 
 
 class LIFSequence(nn.Module):
@@ -246,6 +262,9 @@ class LIFSequence(nn.Module):
         super().__init__()
         if implementation not in ("fused", "norse"):
             raise ValueError(f"unknown LIF implementation {implementation!r}; choose fused or norse")
+        if implementation == "norse" and (config.surrogate in FUSED_ONLY_SURROGATES or config.detach_reset):
+            raise ValueError(f"surrogate {config.surrogate!r} / detach_reset={config.detach_reset} need the fused "
+                             f"LIF (Norse has neither)")
         self.config = config
         self.implementation = implementation
         self.lif = NorseLIF(p=config.norse_parameters(), dt=1.0)
@@ -254,6 +273,6 @@ class LIFSequence(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.implementation == "fused" and self._fused:
-            return _apply_fused(x, self._constants, self.config.surrogate)
+            return _apply_fused(x, self._constants, self.config.surrogate, self.config.detach_reset)
         spikes, _ = self.lif(x)
         return spikes

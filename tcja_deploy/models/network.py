@@ -96,7 +96,8 @@ def build_layer(layer: specs.LayerSpec, in_shape: tuple[int, ...], T: int) -> nn
         bn = nn.BatchNorm2d(in_shape[0]) if len(in_shape) == 3 else nn.BatchNorm1d(in_shape[0])
         return PerStep(bn)
     if isinstance(layer, specs.LIF):
-        return LIFSequence(LIFConfig(layer.tau_mem, layer.tau_syn, layer.v_th, layer.surrogate, layer.alpha))
+        return LIFSequence(LIFConfig(layer.tau_mem, layer.tau_syn, layer.v_th, layer.surrogate, layer.alpha,
+                                     layer.detach_reset))
     if isinstance(layer, specs.TCJAAttention):
         if len(in_shape) != 3:
             raise ValueError(f"TCJA needs [C, H, W] features, got {in_shape}")

@@ -39,6 +39,7 @@ class LIF:
     v_th: float = 1.0
     surrogate: str = "super"
     alpha: float = 10.0
+    detach_reset: bool = False
     kind: ClassVar[str] = "lif"
 
 

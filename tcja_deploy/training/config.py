@@ -10,16 +10,18 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from tcja_deploy.errors import UserError
-from tcja_deploy.models.presets import PRESET_NAMES, Preset, get_preset
+from tcja_deploy.models.presets import PRESET_NAMES, Preset, Recipe, get_preset
 
 DEFAULT_PRESET = "digits"
 LOSSES = ("mse", "ce")
+RECIPES = ("ours", "reference")
 ENCODINGS = {"events": "digits-events", "images": "digits-images"}
 
 # Fields that define what a run computes. On --resume they must agree with the saved run (when given).
-RUN_FIELDS = ("preset", "epochs", "batch_size", "lr", "T", "loss", "seed", "augment", "encoding", "max_samples")
+RUN_FIELDS = ("preset", "epochs", "batch_size", "lr", "T", "loss", "seed", "augment", "encoding", "max_samples",
+              "recipe", "drop_last")
 # Fields that only say how to run (where the data lives, which device, ...): free to change on --resume.
-RUNTIME_FIELDS = ("data_dir", "device", "amp", "compile", "out", "resume", "workers", "download")
+RUNTIME_FIELDS = ("data_dir", "device", "amp", "compile", "out", "resume", "workers", "download", "sync_bn")
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,8 @@ class TrainConfig:
         preset: network preset (see ``tcja_deploy.models.PRESET_NAMES``); None → ``digits``.
         data_dir: dataset root folder; None → the data module's default.
         epochs: training epochs; None → preset default.
-        batch_size: samples per optimizer step; None → preset default.
+        batch_size: samples per optimizer step — the global batch, split evenly across the ranks of a
+            distributed run (it must be a multiple of the world size); None → preset default.
         lr: Adam's initial learning rate (cosine-annealed to 0 over the epochs); None → preset default.
         T: time steps per sample; None → preset default.
         loss: ``mse`` (firing rate vs one-hot, reference) or ``ce``; None → preset default.
@@ -45,6 +48,10 @@ class TrainConfig:
         download: allow the data module to download a missing dataset.
         encoding: ``events`` or ``images`` (digits only): digits as DVS events or as static images.
         max_samples: use at most this many samples of each split (a fixed random subset; for smoke tests).
+        recipe: ``ours`` (our defaults) or ``reference``: the reference code's surrogate, detached reset, AMP,
+            drop_last and epochs (:class:`tcja_deploy.models.presets.Recipe`; presets with reference code only).
+        drop_last: drop the last incomplete training batch; None → the recipe's (ours: keep it).
+        sync_bn: BatchNorm statistics over all ranks (``torch.nn.SyncBatchNorm``; CUDA only) in distributed runs.
     """
 
     preset: str | None = None
@@ -65,6 +72,9 @@ class TrainConfig:
     download: bool = False
     encoding: str | None = None
     max_samples: int | None = None
+    recipe: str = "ours"
+    drop_last: bool | None = None
+    sync_bn: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,6 +125,8 @@ def validate(config: TrainConfig) -> None:
         raise UserError(f"--workers {config.workers}: must be ≥ 0")
     if config.encoding is not None and config.encoding not in ENCODINGS:
         raise UserError(f"--encoding {config.encoding!r}: choose one of {', '.join(ENCODINGS)}")
+    if config.recipe not in RECIPES:
+        raise UserError(f"--recipe {config.recipe!r}: choose one of {', '.join(RECIPES)}")
 
 
 def resolve(config: TrainConfig) -> TrainConfig:
@@ -125,16 +137,29 @@ def resolve(config: TrainConfig) -> TrainConfig:
     encoding = config.encoding
     if encoding is None and preset.model.preset == "digits":
         encoding = next((key for key, name in ENCODINGS.items() if name == dataset), None)
+    recipe = reference_recipe(preset) if config.recipe == "reference" else None
+    epochs = recipe.epochs if recipe else preset.epochs
     return replace(
         config,
         preset=preset.model.preset,
-        epochs=config.epochs if config.epochs is not None else preset.epochs,
+        amp=config.amp or bool(recipe and recipe.amp),
+        drop_last=config.drop_last if config.drop_last is not None else bool(recipe and recipe.drop_last),
+        epochs=config.epochs if config.epochs is not None else epochs,
         batch_size=config.batch_size if config.batch_size is not None else preset.batch_size,
         lr=config.lr if config.lr is not None else preset.lr,
         T=preset.model.T,
         loss=config.loss if config.loss is not None else preset.loss,
         encoding=encoding,
     )
+
+
+def reference_recipe(preset: Preset) -> Recipe:
+    """The preset's reference training recipe; presets without reference code raise UserError."""
+    if preset.reference is None:
+        with_ref = [name for name in PRESET_NAMES if get_preset(name).reference is not None]
+        raise UserError(f"--recipe reference: preset {preset.model.preset!r} has no reference code to follow; "
+                        f"presets with one: {', '.join(with_ref)}")
+    return preset.reference
 
 
 def merge_resumed(saved: TrainConfig, given: TrainConfig, source: str) -> TrainConfig:

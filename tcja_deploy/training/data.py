@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from tcja_deploy.errors import UserError
 
@@ -66,15 +66,12 @@ def load_run_data(name: str, T: int, *, data_dir: str | None, augment: bool | No
                    num_classes=int(pair.num_classes))
 
 
-def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, workers: int, pin_memory: bool,
-                generator: torch.Generator | None = None) -> DataLoader:
-    """DataLoader yielding ``(frames [N, T, C, H, W], labels [N])``.
-
-    With ``shuffle``, the order (and the seeds of worker processes) come from ``generator``: reseeding
-    it before an epoch fixes that epoch's order.
-    """
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
-                      pin_memory=pin_memory, generator=generator, drop_last=False)
+def make_loader(dataset: Dataset, batch_size: int, *, workers: int, pin_memory: bool, sampler: Sampler | None = None,
+                generator: torch.Generator | None = None, drop_last: bool = False) -> DataLoader:
+    """DataLoader yielding ``(frames [N, T, C, H, W], labels [N])`` in ``sampler``'s order (dataset order without
+    one); the seeds of worker processes come from ``generator``."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=workers,
+                      pin_memory=pin_memory, generator=generator, drop_last=drop_last)
 
 
 def time_major(frames: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ import resource
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -36,6 +37,7 @@ from tcja_deploy.errors import UserError
 from tcja_deploy.models.lif import LIFSequence
 from tcja_deploy.models.network import TCJASNN, rate_loss
 from tcja_deploy.training import checkpoint
+from tcja_deploy.training import distributed as D
 from tcja_deploy.training.config import TrainConfig
 from tcja_deploy.training.data import make_loader, time_major
 from tcja_deploy.training.plan import RunPlan, prepare
@@ -86,8 +88,9 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
 
 def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                 scaler: torch.cuda.amp.GradScaler, *, device: torch.device, amp: bool, loss_name: str,
-                num_classes: int, progress: bool, desc: str) -> tuple[float, float]:
-    """One pass over ``loader`` (batches [N, T, C, H, W]); returns (mean loss, accuracy) over its samples."""
+                num_classes: int, progress: bool, desc: str) -> tuple[float, int, int]:
+    """One pass over ``loader`` (batches [N, T, C, H, W]); returns (summed loss, correct, samples) of this
+    process (sums, so that ranks can add them up)."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch", dynamic_ncols=True)
@@ -106,13 +109,13 @@ def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.opt
         correct += int((scores.argmax(1) == labels).sum())
         seen += n
         bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.1%}")
-    return total_loss / max(seen, 1), correct / max(seen, 1)
+    return total_loss, correct, seen
 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: DataLoader, *, device: torch.device, amp: bool, loss_name: str,
-             num_classes: int, progress: bool = False) -> tuple[float, float]:
-    """(mean loss, accuracy) of ``model`` in eval mode over ``loader``."""
+             num_classes: int, progress: bool = False) -> tuple[float, int, int]:
+    """(summed loss, correct, samples) of ``model`` in eval mode over ``loader``."""
     model.eval()
     total_loss, correct, seen = 0.0, 0, 0
     for frames, labels in tqdm(loader, desc="test", leave=False, disable=not progress, unit="batch",
@@ -124,7 +127,13 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, *, device: torch.device
         total_loss += rate_loss(scores, labels, loss_name, num_classes).item() * labels.numel()
         correct += int((scores.argmax(1) == labels).sum())
         seen += labels.numel()
-    return total_loss / max(seen, 1), correct / max(seen, 1)
+    return total_loss, correct, seen
+
+
+def mean_metrics(ctx: D.DistContext, loss_sum: float, correct: int, seen: int) -> tuple[float, float]:
+    """(mean loss, accuracy) over the samples of every rank."""
+    loss_sum, correct, seen = D.all_reduce_sums(ctx, [loss_sum, correct, seen])
+    return loss_sum / max(seen, 1), correct / max(seen, 1)
 
 
 def write_metrics_lines(run_dir: Path, history: list[dict[str, Any]]) -> None:
@@ -140,7 +149,7 @@ def peak_memory() -> dict[str, float]:
     return out
 
 
-def summarize(plan: RunPlan, history: list[dict[str, Any]], amp: bool) -> dict[str, Any]:
+def summarize(plan: RunPlan, history: list[dict[str, Any]], amp: bool, world_size: int = 1) -> dict[str, Any]:
     """The ``metrics.json`` document of a finished run."""
     config, last = plan.config, history[-1]
     best = max(history, key=lambda r: r["test_accuracy"])
@@ -171,6 +180,9 @@ def summarize(plan: RunPlan, history: list[dict[str, Any]], amp: bool) -> dict[s
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "amp": amp,
         "compile": config.compile,
+        "recipe": config.recipe,
+        "drop_last": config.drop_last,
+        "world_size": world_size,
         "torch_version": torch.__version__,
         **peak_memory(),
     }
@@ -213,14 +225,16 @@ def _restore(state: TrainState, path: Path, model: TCJASNN, optimizer: torch.opt
         scaler.load_state_dict(state.scaler)
 
 
-def _run(plan: RunPlan, progress: bool, log: Log) -> dict[str, Any]:
-    """Train ``plan`` from its first incomplete epoch to the end; write the run directory."""
+def _run(plan: RunPlan, progress: bool, log: Log, ctx: D.DistContext = D.DistContext()) -> dict[str, Any]:
+    """Train ``plan`` from its first incomplete epoch to the end; rank 0 writes the run directory."""
     config, device, run_dir = plan.config, plan.device, plan.run_dir
+    main = ctx.is_main
+    progress = progress and main
     # resolve() filled these in
     epochs, batch_size = int(config.epochs), int(config.batch_size)  # type: ignore[arg-type]
     lr0, loss_name = float(config.lr), str(config.loss)  # type: ignore[arg-type]
     amp = config.amp and device.type == "cuda"
-    if config.amp and not amp:
+    if config.amp and not amp and main:
         log(f"warning: --amp has no effect on {device.type}; training in float32")
     seed_everything(config.seed)  # initial weights
     model = TCJASNN(plan.model_config).to(device)
@@ -231,17 +245,22 @@ def _run(plan: RunPlan, progress: bool, log: Log) -> dict[str, Any]:
     if plan.state is not None:
         _restore(plan.state, run_dir / STATE_FILE, model, optimizer, scheduler, scaler)
         history = list(plan.state.history)
-        log(f"resuming {run_dir} after epoch {len(history)}/{epochs}")
-    else:
+        if main:
+            log(f"resuming {run_dir} after epoch {len(history)}/{epochs}")
+    elif main:
         checkpoint.save_run_config(run_dir, plan.model_config, config.to_dict())
-    write_metrics_lines(run_dir, history)  # drops lines of an epoch whose checkpoint was never written
+    if main:
+        write_metrics_lines(run_dir, history)  # drops lines of an epoch whose checkpoint was never written
+    D.barrier(ctx)
 
-    net = _compiled(model, config.compile)
+    net = _compiled(D.wrap(model, ctx, device, config.sync_bn), config.compile)
     generator = torch.Generator()
     pin = device.type == "cuda"
-    train_loader = make_loader(plan.data.train, batch_size, shuffle=True, workers=config.workers,
-                               pin_memory=pin, generator=generator)
-    test_loader = make_loader(plan.data.test, batch_size, shuffle=False, workers=config.workers,
+    per_rank = D.check_batch(ctx, batch_size)
+    sampler = D.train_sampler(plan.data.train, ctx, config.seed, bool(config.drop_last))
+    train_loader = make_loader(plan.data.train, per_rank, sampler=sampler, workers=config.workers,
+                               pin_memory=pin, generator=generator, drop_last=bool(config.drop_last))
+    test_loader = make_loader(D.test_shard(plan.data.test, ctx), per_rank, workers=config.workers,
                               pin_memory=pin, generator=torch.Generator().manual_seed(config.seed))
     common: dict[str, Any] = dict(device=device, amp=amp, loss_name=loss_name,
                                   num_classes=plan.model_config.num_classes, progress=progress)
@@ -249,25 +268,32 @@ def _run(plan: RunPlan, progress: bool, log: Log) -> dict[str, Any]:
         t0 = time.perf_counter()
         seed = epoch_seed(config.seed, epoch)
         seed_everything(seed)  # dropout, augmentation
-        generator.manual_seed(seed)  # data order, worker seeds
+        generator.manual_seed(seed)  # worker seeds
+        sampler.set_epoch(epoch)  # data order
         lr = optimizer.param_groups[0]["lr"]
         desc = f"epoch {epoch + 1}/{epochs}"
-        train_loss, train_acc = train_epoch(net, train_loader, optimizer, scaler, desc=desc, **common)
-        test_loss, test_acc = evaluate(net, test_loader, **common)
+        train_loss, train_acc = mean_metrics(ctx, *train_epoch(net, train_loader, optimizer, scaler, desc=desc,
+                                                               **common))
+        test_loss, test_acc = mean_metrics(ctx, *evaluate(net, test_loader, **common))
         scheduler.step()
         record = {"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc, "test_loss": test_loss,
                   "test_accuracy": test_acc, "lr": lr, "seconds": time.perf_counter() - t0}
         history.append(record)
-        save_train_state(run_dir / STATE_FILE, TrainState(
-            epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
-            scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), config=config.to_dict(), history=history))
-        write_metrics_lines(run_dir, history)
-        log(f"{desc}: train loss {train_loss:.4f} acc {train_acc:.1%} | test loss {test_loss:.4f} "
-            f"acc {test_acc:.1%} | lr {lr:.2e} | {record['seconds']:.1f} s")
+        if main:
+            save_train_state(run_dir / STATE_FILE, TrainState(
+                epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), config=config.to_dict(),
+                history=history))
+            write_metrics_lines(run_dir, history)
+            log(f"{desc}: train loss {train_loss:.4f} acc {train_acc:.1%} | test loss {test_loss:.4f} "
+                f"acc {test_acc:.1%} | lr {lr:.2e} | {record['seconds']:.1f} s")
+        D.barrier(ctx)
 
-    checkpoint.save_model(run_dir, model, config.to_dict())
-    metrics = summarize(plan, history, amp)
-    atomic.write_json(run_dir / checkpoint.METRICS_FILE, metrics)  # last: its presence marks a finished run
+    metrics = summarize(plan, history, amp, ctx.world_size)
+    if main:
+        checkpoint.save_model(run_dir, model, config.to_dict())
+        atomic.write_json(run_dir / checkpoint.METRICS_FILE, metrics)  # last: its presence marks a finished run
+    D.barrier(ctx)
     return metrics
 
 
@@ -283,30 +309,62 @@ def train(config: TrainConfig, *, progress: bool = True, log: Log = _stderr) -> 
     """Train (or, with ``config.resume``, continue) a run; returns the ``metrics.json`` document.
 
     Bad input raises UserError before anything is written. A new run that is stopped before its first
-    epoch completes leaves no run directory behind.
+    epoch completes leaves no run directory behind. Under torchrun every rank calls this; rank 0 writes
+    (see :mod:`tcja_deploy.training.distributed`). When torchrun restarts a failed group
+    (``--max-restarts``), the run continues from its last completed epoch by itself.
 
     Args:
         config: what to train (see :class:`TrainConfig`).
-        progress: show tqdm bars (per epoch: running loss and accuracy).
-        log: receives one line per epoch and warnings (default: stderr).
+        progress: show tqdm bars (per epoch: running loss and accuracy; rank 0 only).
+        log: receives one line per epoch and warnings (default: stderr; rank 0 only).
     """
-    plan = prepare(config)
+    ctx = D.context_from_env()
+    config, restarted_fresh = _after_restart(config, ctx)
+    plan = prepare(config, stranded_ok=restarted_fresh)
+    D.check_batch(ctx, int(plan.config.batch_size))  # type: ignore[arg-type]
+    plan = _rank_device(plan, ctx)
+    ctx = D.init_process_group(ctx, plan.device)
     created = not plan.run_dir.exists()
-    if plan.state is not None:
-        _clean_stale_temporaries(plan.run_dir)
-    plan.run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        with deterministic(plan.device):
-            return _run(plan, progress, log)
-    except BaseException as e:
-        if plan.state is None and not (plan.run_dir / STATE_FILE).exists():
-            _remove_unfinished(plan.run_dir, created)
-        elif isinstance(e, KeyboardInterrupt):
-            log(f"stopped; completed epochs are kept: continue with --resume {plan.run_dir}")
-        if _is_compile_error(e):
-            raise UserError(f"--compile: torch.compile failed ({str(e).splitlines()[0][:300]}); "
-                            f"run without --compile") from None
-        raise
+        if ctx.is_main:
+            if plan.state is not None:
+                _clean_stale_temporaries(plan.run_dir)
+            plan.run_dir.mkdir(parents=True, exist_ok=True)
+        D.barrier(ctx)
+        try:
+            with deterministic(plan.device):
+                return _run(plan, progress, log if ctx.is_main else (lambda message: None), ctx)
+        except BaseException as e:
+            if ctx.is_main and plan.state is None and not (plan.run_dir / STATE_FILE).exists():
+                _remove_unfinished(plan.run_dir, created)
+            elif ctx.is_main and isinstance(e, KeyboardInterrupt):
+                log(f"stopped; completed epochs are kept: continue with --resume {plan.run_dir}")
+            if _is_compile_error(e):
+                raise UserError(f"--compile: torch.compile failed ({str(e).splitlines()[0][:300]}); "
+                                f"run without --compile") from None
+            raise
+    finally:
+        D.shutdown(ctx)
+
+
+def _after_restart(config: TrainConfig, ctx: D.DistContext) -> tuple[TrainConfig, bool]:
+    """A group torchrun restarted continues its own run: from its checkpoint (→ a resume), or, when no epoch
+    had completed, from the start over the config it had written (→ True: that config.json may be replaced)."""
+    if ctx.restart == 0 or config.resume is not None or config.out is None:
+        return config, False
+    out = Path(config.out)
+    if (out / STATE_FILE).is_file():
+        return replace(config, resume=str(out)), False
+    return config, True
+
+
+def _rank_device(plan: RunPlan, ctx: D.DistContext) -> RunPlan:
+    """Each rank of a CUDA run on its own GPU (``cuda:LOCAL_RANK`` unless a device index was given)."""
+    if ctx.world_size == 1 or plan.device.type != "cuda" or plan.device.index is not None:
+        return plan
+    device = torch.device("cuda", ctx.local_rank)
+    torch.cuda.set_device(device)
+    return replace(plan, device=device, config=replace(plan.config, device=str(device)))
 
 
 def _remove_unfinished(run_dir: Path, created: bool) -> None:

@@ -16,8 +16,8 @@ import torch
 from tcja_deploy.errors import UserError
 from tcja_deploy.models.specs import ModelConfig
 from tcja_deploy.training import checkpoint
-from tcja_deploy.training.config import (RUN_FIELDS, TrainConfig, dataset_name, load_preset, merge_resumed, resolve,
-                                         validate)
+from tcja_deploy.training.config import (RUN_FIELDS, TrainConfig, dataset_name, load_preset, merge_resumed,
+                                         reference_recipe, resolve, validate)
 from tcja_deploy.training.data import RunData, load_run_data
 from tcja_deploy.training.state import STATE_FILE, TrainState, load_train_state
 
@@ -75,10 +75,12 @@ def default_run_dir(preset: str, root: Path = Path("runs")) -> Path:
     return candidate
 
 
-def _check_free(run_dir: Path) -> None:
+def _check_free(run_dir: Path, stranded_ok: bool = False) -> None:
+    """``--out`` holds no run (with ``stranded_ok``: only the config.json of a run that completed no epoch)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {run_dir}: exists and is not a directory")
-    taken = [name for name in RUN_FILES if (run_dir / name).exists()]
+    names = [n for n in RUN_FILES if not (stranded_ok and n == checkpoint.CONFIG_FILE)]
+    taken = [name for name in names if (run_dir / name).exists()]
     if taken:
         raise UserError(f"--out {run_dir}: already holds a run ({taken[0]}); continue it with --resume {run_dir} "
                         f"or choose another --out")
@@ -99,12 +101,13 @@ def _load_data(config: TrainConfig, model_config: ModelConfig, name: str, resume
     return data, model_config
 
 
-def _prepare_new(config: TrainConfig, device: torch.device) -> RunPlan:
+def _prepare_new(config: TrainConfig, device: torch.device, stranded_ok: bool = False) -> RunPlan:
     config = resolve(config)
     preset = load_preset(config.preset, config.T)  # type: ignore[arg-type]
     run_dir = Path(config.out) if config.out else default_run_dir(preset.model.preset)
-    _check_free(run_dir)
-    data, model_config = _load_data(config, preset.model, dataset_name(preset, config.encoding), resumed=False)
+    _check_free(run_dir, stranded_ok)
+    model = reference_recipe(preset).apply(preset.model) if config.recipe == "reference" else preset.model
+    data, model_config = _load_data(config, model, dataset_name(preset, config.encoding), resumed=False)
     config = replace(config, out=str(run_dir), device=str(device), resume=None)
     return RunPlan(config=config, device=device, model_config=model_config, data=data, run_dir=run_dir)
 
@@ -135,10 +138,13 @@ def _prepare_resume(config: TrainConfig, device: torch.device) -> RunPlan:
     return RunPlan(config=merged, device=device, model_config=model_config, data=data, run_dir=run_dir, state=state)
 
 
-def prepare(config: TrainConfig) -> RunPlan:
-    """Validate ``config``, load the data and (on ``--resume``) the checkpoint; write nothing."""
+def prepare(config: TrainConfig, stranded_ok: bool = False) -> RunPlan:
+    """Validate ``config``, load the data and (on ``--resume``) the checkpoint; write nothing.
+
+    ``stranded_ok``: ``--out`` may hold the config.json of a run that completed no epoch (torchrun restarted
+    it); the new run replaces it."""
     validate(config)
     if config.preset is not None:
         load_preset(config.preset)  # an unknown preset is reported first, with or without --resume
     device = resolve_device(config.device)
-    return _prepare_resume(config, device) if config.resume else _prepare_new(config, device)
+    return _prepare_resume(config, device) if config.resume else _prepare_new(config, device, stranded_ok)

@@ -45,6 +45,16 @@ def test_train_step_toy(tmp_path):
     assert doc["samples_per_s"]["ours"] > 0 and doc["samples_per_s"]["spikingjelly"] > 0
 
 
+@pytest.mark.slow
+def test_train_step_ddp_scaling_toy(tmp_path):
+    doc = run_toy("train-step", tmp_path, extra={"nproc": 2, "impls": ["ours"]})
+    scaling = doc["ddp_scaling"]
+    assert [r["processes"] for r in scaling["runs"]] == [1, 2] and scaling["backend"] == "gloo"
+    assert all(r["samples_per_s"] > 0 for r in scaling["runs"])
+    assert math.isclose(scaling["efficiency"], scaling["speedup"] / 2, rel_tol=1e-9)
+    assert any(r["figure"].startswith("DDP train step") for r in doc["rows"])
+
+
 def test_lif_layer_toy(tmp_path):
     doc = run_toy("lif-layer", tmp_path)
     per = doc["per_neurons"]["256"]

@@ -4,7 +4,10 @@ import pytest
 import torch
 from norse.torch import LIF as NorseLIF
 
-from tcja_deploy.models.lif import FUSED_SURROGATES, LIFConfig, LIFSequence, lif_window
+import math
+
+from tcja_deploy.models.lif import (FUSED_ONLY_SURROGATES, FUSED_SURROGATES, LIFConfig, LIFSequence, lif_window,
+                                    surrogate_derivative)
 
 
 def norse_and_fused(x: torch.Tensor, config: LIFConfig, weight: torch.Tensor):
@@ -39,7 +42,7 @@ def test_fused_lif_equals_norse(config, shape):
     assert torch.allclose(g, ref_g, atol=1e-6, rtol=1e-6), (g - ref_g).abs().max()
 
 
-@pytest.mark.parametrize("method", FUSED_SURROGATES)
+@pytest.mark.parametrize("method", [m for m in FUSED_SURROGATES if m not in FUSED_ONLY_SURROGATES])
 def test_fused_lif_surrogates(method):
     torch.manual_seed(1)
     config = LIFConfig(tau_mem=2.0, tau_syn=1.0, surrogate=method, alpha=2.0)
@@ -99,3 +102,80 @@ def test_fused_lif_backward_chunks(monkeypatch, chunk_steps, config):
     (ref_s, ref_g), (s, g) = norse_and_fused(x, config, torch.randn(*shape))
     assert torch.equal(s, ref_s)
     assert torch.allclose(g, ref_g, atol=1e-6, rtol=1e-6), (g - ref_g).abs().max()
+
+
+class _FormulaSpike(torch.autograd.Function):
+    """Heaviside (v > v_th) forward, the surrogate written from its formula backward (SpikingJelly's)."""
+
+    @staticmethod
+    def forward(ctx, u, method, alpha):
+        ctx.save_for_backward(u)
+        ctx.method, ctx.alpha = method, alpha
+        return (u > 0).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (u,) = ctx.saved_tensors
+        a = ctx.alpha
+        if ctx.method == "atan":
+            d = (a / 2) / (1 + (math.pi / 2 * a * u) ** 2)
+        else:  # piecewise_quadratic
+            d = torch.where(u.abs() > 1 / a, torch.zeros_like(u), a - a * a * u.abs())
+        return grad * d, None, None
+
+
+def formula_lif(x, config: LIFConfig):
+    """Norse's LIF step (τ_syn = 1) with autograd through a formula surrogate; reset detached if configured."""
+    a = torch.tensor(1.0 / config.tau_mem, dtype=torch.float32).item()
+    v = torch.zeros_like(x[0])
+    out = []
+    for t in range(x.shape[0]):
+        vd = v + a * (x[t] - v)
+        z = _FormulaSpike.apply(vd - config.v_th, config.surrogate, config.alpha)
+        zr = z.detach() if config.detach_reset else z
+        v = (1 - zr) * vd
+        out.append(z)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("method,alpha", [("atan", 2.0), ("piecewise_quadratic", 1.0)])
+@pytest.mark.parametrize("detach", [False, True])
+def test_reference_surrogates_and_detached_reset_match_autograd(method, alpha, detach):
+    torch.manual_seed(4)
+    config = LIFConfig(tau_mem=2.0, tau_syn=1.0, surrogate=method, alpha=alpha, detach_reset=detach)
+    x = torch.randn(25, 3, 40) * 1.5 + 0.8
+    w = torch.randn(25, 3, 40)
+    grads, spikes = [], []
+    for run in (lambda t: formula_lif(t, config), lambda t: LIFSequence(config)(t)):
+        xx = x.clone().requires_grad_()
+        s = run(xx)
+        (s * w).sum().backward()
+        grads.append(xx.grad)
+        spikes.append(s.detach())
+    assert torch.equal(spikes[0], spikes[1])
+    assert grads[0].abs().max() > 0
+    assert torch.allclose(grads[1], grads[0], atol=1e-5, rtol=1e-5), (grads[1] - grads[0]).abs().max()
+
+
+def test_detached_reset_changes_the_gradient():
+    torch.manual_seed(5)
+    x = torch.randn(20, 2, 30) * 1.5 + 0.8
+    grads = []
+    for detach in (False, True):
+        xx = x.clone().requires_grad_()
+        LIFSequence(LIFConfig(surrogate="atan", alpha=2.0, detach_reset=detach))(xx).sum().backward()
+        grads.append(xx.grad)
+    assert not torch.allclose(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("name,cls,alpha", [("atan", "ATan", 2.0), ("piecewise_quadratic", "PiecewiseQuadratic", 1.0)])
+def test_surrogates_equal_spikingjellys(name, cls, alpha):
+    surrogate = pytest.importorskip("spikingjelly.activation_based.surrogate")
+    u = torch.linspace(-3, 3, 601, requires_grad=True)
+    getattr(surrogate, cls)(alpha=alpha)(u).sum().backward()
+    assert torch.allclose(surrogate_derivative(u.detach(), name, alpha), u.grad, atol=1e-6)
+
+
+def test_norse_implementation_refuses_what_norse_lacks():
+    with pytest.raises(ValueError, match="fused"):
+        LIFSequence(LIFConfig(surrogate="atan"), implementation="norse")

@@ -3,8 +3,37 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Optional
 
-from tcja_deploy.models.specs import ModelConfig
+from tcja_deploy.models.specs import LIF, ModelConfig
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the reference code (ridgerchu/TCJA) trains a preset, where it differs from our defaults.
+
+    Attributes:
+        surrogate, alpha: the LIF surrogate gradient (SpikingJelly's ATan α = 2 or PiecewiseQuadratic α = 1).
+        detach_reset: no gradient through the reset (SpikingJelly ``detach_reset=True``).
+        amp: mixed precision (the reference README trains with ``-amp``).
+        drop_last: drop the last incomplete training batch (the reference's training loaders do).
+        epochs: the reference's epoch count.
+        source: where each value comes from.
+    """
+
+    surrogate: str
+    alpha: float
+    detach_reset: bool
+    amp: bool
+    drop_last: bool
+    epochs: int
+    source: str
+
+    def apply(self, model: ModelConfig) -> ModelConfig:
+        """``model`` with every LIF layer trained with this recipe's surrogate and reset gradient."""
+        layers = tuple(replace(layer, surrogate=self.surrogate, alpha=self.alpha, detach_reset=self.detach_reset)
+                       if isinstance(layer, LIF) else layer for layer in model.layers)
+        return replace(model, layers=layers)
 
 
 @dataclass(frozen=True)
@@ -16,6 +45,8 @@ class Preset:
         dataset: dataset name understood by :func:`tcja_deploy.data.registry.get_dataset`.
         epochs, batch_size, lr, loss: training defaults (reference values where one exists).
         source: where the layer list comes from.
+        reference: the reference code's training recipe (``--recipe reference``), None where there is no
+            reference code for the preset.
     """
 
     model: ModelConfig
@@ -25,6 +56,7 @@ class Preset:
     lr: float
     loss: str
     source: str
+    reference: Optional[Recipe] = None
 
     def with_T(self, T: int | None) -> "Preset":
         """The same preset at another number of time steps."""

@@ -1,6 +1,6 @@
 """CIFAR10-DVS: the reference VGG (ridgerchu/TCJA ``src/cifar10dvs.py``, VGGNet_2), T=10, 2×48×48 input."""
 
-from tcja_deploy.models.presets import Preset
+from tcja_deploy.models.presets import Preset, Recipe
 from tcja_deploy.models.specs import LIF, AvgPool, BatchNorm, Conv, Flatten, Linear, ModelConfig, TCJAAttention
 
 
@@ -29,4 +29,6 @@ PRESET = Preset(
     lr=1e-3,
     loss="ce",
     source="ridgerchu/TCJA src/cifar10dvs.py VGGNet_2 (TCJA(4, 4, T=10, C=512) ×2); output: mean over T of the last linear",
+    reference=Recipe(surrogate="piecewise_quadratic", alpha=1.0, detach_reset=True, amp=True, drop_last=True,
+                     epochs=1024, source="ridgerchu/TCJA src/cifar10dvs.py: surrogate.PiecewiseQuadratic(), detach_reset=True, GradScaler with -amp (README), drop_last=True on the training DataLoader, 1024 epochs"),
 )

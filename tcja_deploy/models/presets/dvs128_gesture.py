@@ -1,6 +1,6 @@
 """DVS128 Gesture: the reference network (ridgerchu/TCJA ``src/dvs128.py``), T=20, 2×128×128 input."""
 
-from tcja_deploy.models.presets import Preset
+from tcja_deploy.models.presets import Preset, Recipe
 from tcja_deploy.models.specs import LIF, BatchNorm, Conv, Dropout, Flatten, Linear, MaxPool, ModelConfig, TCJAAttention, Vote
 
 
@@ -28,4 +28,6 @@ PRESET = Preset(
     lr=1e-3,
     loss="mse",
     source="ridgerchu/TCJA src/dvs128.py (TCJA(4, 4, T=20, C=128) in the last two blocks)",
+    reference=Recipe(surrogate="atan", alpha=2.0, detach_reset=True, amp=True, drop_last=True, epochs=1024,
+                     source="ridgerchu/TCJA src/dvs128.py: surrogate.ATan(), detach_reset=True, GradScaler with -amp (README), drop_last=True on the training DataLoader, 1024 epochs"),
 )

@@ -1,6 +1,6 @@
 """N-Caltech101: the reference network (ridgerchu/TCJA ``src/caltech101.py``, CextNet), T=14, 2×180×240."""
 
-from tcja_deploy.models.presets import Preset
+from tcja_deploy.models.presets import Preset, Recipe
 from tcja_deploy.models.specs import LIF, BatchNorm, Conv, Dropout, Flatten, Linear, MaxPool, ModelConfig, TCJAAttention
 
 
@@ -34,4 +34,6 @@ PRESET = Preset(
     lr=1e-3,
     loss="mse",
     source="ridgerchu/TCJA src/caltech101.py CextNet (5×7 features after five pools of 180×240)",
+    reference=Recipe(surrogate="atan", alpha=2.0, detach_reset=True, amp=True, drop_last=True, epochs=1024,
+                     source="ridgerchu/TCJA src/caltech101.py: surrogate.ATan(), detach_reset=True, GradScaler with -amp (README), drop_last=True on the training DataLoader, 1024 epochs"),
 )
