@@ -1,6 +1,8 @@
 """Atomic file output: write to a temporary file in the same folder, then rename over the target.
 
-A reader (or a killed process) never sees a half-written artifact.
+A reader (or a killed process) never sees a half-written artifact. Temporaries are named
+``.<target>.<pid>.<random>``, so that a later run can remove those of a killed process
+(:func:`tcja_deploy.outputs.clean_stale_temporaries`).
 """
 
 from __future__ import annotations
@@ -28,16 +30,26 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success rename it onto ``target``, else delete it."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=suffix or ".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts get the usual permissions
     try:
         yield tmp_path
+        # mkstemp makes 0600 (and writers such as safetensors recreate the file): the usual permissions
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def owner_pid(name: str, target_name: str) -> int | None:
+    """The pid in a temporary's name ``.<target_name>.<pid>.<random>`` (None for other names)."""
+    prefix = f".{target_name}."
+    if not name.startswith(prefix):
+        return None
+    pid = name[len(prefix):].split(".", 1)[0]
+    return int(pid) if pid.isdigit() else None
 
 
 def write_bytes(target: str | os.PathLike, data: bytes) -> None:
@@ -59,12 +71,12 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder next to ``target``; on success it replaces ``target`` whole."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", dir=target.parent))
     os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         yield tmp
         if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            old = target.with_name(f".{target.name}.{os.getpid()}.old")
             os.replace(target, old)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)

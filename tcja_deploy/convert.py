@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 from tcja_deploy.conversion.targets import TARGET_NAMES as TARGETS
-from tcja_deploy.errors import UserError, cli_main
+from tcja_deploy.errors import OneLineParser, UserError, cli_main
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tcja_deploy.convert", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m tcja_deploy.convert", description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, required=True, help="run directory (config.json + model.safetensors)")
     p.add_argument("--out", type=Path, required=True, help="deploy directory to write (replaced whole)")
     p.add_argument("--target", default="loihi2",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import errno
 import functools
 import sys
 from typing import Callable, TypeVar
@@ -27,6 +29,22 @@ def one_line(error: BaseException) -> str:
     return last[len(prefix):] if last.startswith(prefix) else last
 
 
+def os_error_line(e: OSError) -> str:
+    """An OSError as ``<file>: <reason>`` (one line)."""
+    reason = e.strerror or (errno.errorcode.get(e.errno, "") if e.errno else "") or str(e) or type(e).__name__
+    where = e.filename if e.filename is not None else ""
+    if e.filename2 is not None:
+        where = f"{where} → {e.filename2}"
+    return f"{where}: {reason}" if where else one_line(e)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with our error convention: one line ``error: ...`` and exit code 2 (no usage block)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(message)
+
+
 def cli_main(fn: F) -> F:
     """Wrap a CLI ``main(argv) -> int``: UserError → one line on stderr + exit code 2; Ctrl-C → 130."""
 
@@ -36,6 +54,9 @@ def cli_main(fn: F) -> F:
             return fn(*args, **kwargs) or 0
         except UserError as e:
             print(f"error: {one_line(e)}", file=sys.stderr)
+            return 2
+        except OSError as e:  # read-only or full disk, a file where a folder belongs, no permission, ...
+            print(f"error: {os_error_line(e)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -14,20 +14,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from tcja_deploy.errors import UserError, cli_main
+from tcja_deploy.errors import OneLineParser, cli_main
 
 from tcja_deploy.hardware.profiling import BACKENDS
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with our error convention: one line ``error: ...`` and exit code 2."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UserError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m tcja_deploy.profile", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m tcja_deploy.profile", description=__doc__.splitlines()[0])
     p.add_argument("--deploy", required=True, help="deploy directory written by python -m tcja_deploy.convert")
     p.add_argument("--backend", choices=BACKENDS, default="emulator", help="what runs the network (default: emulator)")
     p.add_argument("--samples", type=int, help="first N test samples (default: all for emulator, 32 otherwise)")

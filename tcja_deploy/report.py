@@ -11,18 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from tcja_deploy.errors import UserError, cli_main
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with our error convention: one line ``error: ...`` and exit code 2."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UserError(message)
+from tcja_deploy.errors import OneLineParser, cli_main
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m tcja_deploy.report", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m tcja_deploy.report", description=__doc__.splitlines()[0])
     p.add_argument("--profile", required=True, help="profile directory (or its profile.json)")
     p.add_argument("--out", help="report directory (default: report/<profile dir name>)")
     return p

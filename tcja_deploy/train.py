@@ -15,20 +15,13 @@ import sys
 
 # OMP_WAIT_POLICY=PASSIVE is set in tcja_deploy/__init__.py, before torch loads.
 
-from tcja_deploy.errors import UserError, cli_main  # noqa: E402
+from tcja_deploy.errors import OneLineParser, cli_main  # noqa: E402
 from tcja_deploy.models.presets import PRESET_NAMES  # noqa: E402
 from tcja_deploy.training.config import ENCODINGS, LOSSES, RECIPES, TrainConfig  # noqa: E402
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with our error convention: one line ``error: ...`` and exit code 2."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UserError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m tcja_deploy.train", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m tcja_deploy.train", description=__doc__.splitlines()[0])
     p.add_argument("--preset", help=f"network preset: {', '.join(PRESET_NAMES)} (default: digits)")
     p.add_argument("--data-dir", help="dataset root folder (default: the data module's)")
     p.add_argument("--epochs", type=int, help="training epochs (default: preset)")

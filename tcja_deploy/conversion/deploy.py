@@ -46,7 +46,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from tcja_deploy import atomic
+from tcja_deploy import atomic, outputs
 from tcja_deploy.conversion import fidelity as F
 from tcja_deploy.conversion import gate_math, netx_export, onnx_export
 from tcja_deploy.conversion import graph as g
@@ -107,6 +107,9 @@ def load_data(model_config, train: dict, log: Callable[[str], None] = print):
             return x_test, y_test, x_cal, {"dataset": name, "source": "dataset", "test_samples": int(len(y_test))}
         except (UserError, ImportError, OSError) as e:
             log(f"warning: cannot load dataset {name!r} ({e}); measuring fidelity on random spikes")
+    else:
+        log(f"warning: the run names no dataset this version knows (preset {model_config.preset!r}); "
+            f"measuring fidelity on random spikes (fidelity.json data.source = 'random')")
     gen = torch.Generator().manual_seed(0)
     x = (torch.rand((T, RANDOM_SAMPLES) + shape, generator=gen) < 0.2).float()
     return x, np.full(RANDOM_SAMPLES, -1), x, {"dataset": name or "unknown", "source": "random",
@@ -191,17 +194,6 @@ def write_artifacts(graph: g.Graph, onnx_graph: g.Graph, target: Target, run_dir
     return segs, gate_list, latency, files
 
 
-def check_out_dir(out_dir: Path, run_dir: Path) -> None:
-    """``--out`` is replaced whole: refuse anything but a new path, an empty folder or a deploy directory."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir}: exists and is not a directory")
-    if out_dir.resolve() == run_dir.resolve() or out_dir.resolve() in run_dir.resolve().parents:
-        raise UserError(f"--out {out_dir}: would replace the run directory {run_dir}")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "graph.json").is_file():
-        raise UserError(f"--out {out_dir}: refusing to replace a non-empty directory that is not a deploy "
-                        f"directory (no graph.json)")
-
-
 # ---------------------------------------------------------------------------------------- convert
 def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samples: int = 16,
             device: str = "cpu", log: Callable[[str], None] = print,
@@ -214,7 +206,8 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
     if lava_samples < 0:
         raise UserError(f"--lava-samples {lava_samples}: must be ≥ 0")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    check_out_dir(out_dir, run_dir)
+    outputs.check_out_dir(out_dir, "deploy", inputs=[run_dir])
+    outputs.clean_stale_temporaries(out_dir)
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
     model, train = load_run(run_dir)
@@ -222,9 +215,9 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
     seconds["load"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    float_graph = build_graph(model)
     options = {"gate_payload_bits": gate_payload_bits} if gate_payload_bits else {}
     try:
+        float_graph = build_graph(model)
         target = get_target(target_name, x_cal, **options)
         graph = run_passes(target, float_graph)
     except ConversionError as e:
@@ -274,6 +267,7 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
         fid["seconds"] = seconds
         fid = _nan_to_none(fid)
         (tmp / "fidelity.json").write_text(json.dumps(fid, indent=2, allow_nan=False) + "\n")
+        outputs.write_marker(tmp, "deploy")  # last: readers take only a complete deploy directory
     return fid
 
 

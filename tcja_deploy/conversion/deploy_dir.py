@@ -13,12 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tcja_deploy.conversion import graph as g
+from tcja_deploy import outputs
+from tcja_deploy.conversion.execute import infer_shapes
 from tcja_deploy.conversion.graph import ConversionError
-from tcja_deploy.errors import UserError
+from tcja_deploy.errors import UserError, one_line
 
 GRAPH_FILE = "graph.json"
 #: The longest window a deploy directory may declare (time steps per sample).
 MAX_T = 4096
+#: Types of the fields of ``segments[]`` and ``gates[]`` entries that readers use.
+SEGMENT_KEYS = {"index": int, "file": str, "input_from": str, "input_payload_bits": int, "nodes": list, "layers": list}
+GATE_KEYS = {"index": int, "node": str, "file": str, "squeeze_from": str, "mode": str, "payload_bits": int,
+             "s_shape": list, "x_shape": list}
 
 
 def sha256_file(path: Path) -> str:
@@ -74,6 +80,39 @@ class Deploy:
             self.loaded[name] = sha256_file(p)
         return p
 
+    def gate_arrays(self, name: str) -> dict:
+        """The arrays of gate file ``name`` (``np.load`` without pickles); a missing, truncated, pickled or
+        incomplete file → one-line UserError naming it."""
+        import zipfile
+
+        import numpy as np
+
+        from tcja_deploy.conversion.graph import QGATE_PARAM_KEYS
+
+        p = self.path(name)
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise UserError(f"{p}: not a gate file this version reads ({type(e).__name__}: {one_line(e)})") from None
+        missing = [k for k in QGATE_PARAM_KEYS if k not in arrays]
+        if missing:
+            raise UserError(f"{p}: gate file lacks {missing}")
+        return arrays
+
+    def check_segment_file(self, name: str) -> Path:
+        """The path of NetX file ``name`` after checking it is HDF5 with a ``layer`` group (else one line)."""
+        import h5py
+
+        p = self.path(name)
+        try:
+            with h5py.File(p, "r") as f:
+                if "layer" not in f or not len(f["layer"]):
+                    raise ValueError("no 'layer' group")
+        except (OSError, ValueError, KeyError) as e:
+            raise UserError(f"{p}: not a NetX HDF5 network ({one_line(e)})") from None
+        return p
+
     def file_hashes(self) -> dict[str, str]:
         """{relative path: "sha256:…"} of every file loaded so far, sorted by path."""
         return dict(sorted(self.loaded.items()))
@@ -86,8 +125,9 @@ class Deploy:
         return "sha256:" + h.hexdigest()
 
 
-def read_deploy(deploy_dir: str | Path) -> Deploy:
-    """Parse ``deploy_dir/graph.json``; a missing or malformed document → one-line :class:`UserError`."""
+def read_deploy(deploy_dir: str | Path, require_complete: bool = True) -> Deploy:
+    """Parse ``deploy_dir/graph.json``; a missing, malformed or incomplete deploy directory → one-line
+    :class:`UserError` (``require_complete=False``: the convert's own check of the directory it is writing)."""
     deploy_dir = Path(deploy_dir)
     path = deploy_dir / GRAPH_FILE
     if not deploy_dir.is_dir():
@@ -104,14 +144,29 @@ def read_deploy(deploy_dir: str | Path) -> Deploy:
         raise UserError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
     try:
         graph = g.Graph.from_dict(doc)
+        infer_shapes(graph)  # every node fits its input: swapped or inconsistent shapes stop here
     except (ConversionError, KeyError, TypeError) as e:
         raise UserError(f"{path}: not a graph this version reads ({e})") from None
+    if require_complete:
+        outputs.check_complete(deploy_dir, "deploy", "fidelity.json")
     T = graph.meta.get("T")
     if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= MAX_T:
         raise UserError(f"{path}: meta.T must be an integer in [1, {MAX_T}], got {T!r}")
-    for key in ("segments", "gates"):
-        if doc.get(key) is not None and not isinstance(doc[key], list):
+    for key, fields in (("segments", SEGMENT_KEYS), ("gates", GATE_KEYS)):
+        entries = doc.get(key)
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
             raise UserError(f"{path}: {key!r} must be a list")
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise UserError(f"{path}: {key}[{i}] must be an object")
+            for name, typ in fields.items():
+                if name in entry and entry[name] is not None and not isinstance(entry[name], typ):
+                    raise UserError(f"{path}: {key}[{i}].{name} must be a {typ.__name__}")
+            unknown = [n for n in entry.get("nodes", []) + [entry.get("node")] if n is not None and n not in graph.nodes]
+            if unknown:
+                raise UserError(f"{path}: {key}[{i}] names node(s) {unknown} that the graph lacks")
     deploy = Deploy(deploy_dir, doc, graph)
     deploy.loaded[GRAPH_FILE] = sha256_file(path)
     return deploy

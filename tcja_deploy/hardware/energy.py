@@ -277,6 +277,9 @@ def load_profile_file(path: str | Path) -> EnergyProfile:
         raise UserError(f"energy profile {path}: expected a table of settings at the top level")
     model = data.get("model")
     base_name = data.get("base")
+    for key in ("model", "base", "name", "description", "caveat"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise UserError(f"energy profile {path}: {key!r} must be a string, got {type(data[key]).__name__}")
     base = None
     if base_name is not None:
         if base_name not in PROFILES or PROFILES[base_name].model == "measured":

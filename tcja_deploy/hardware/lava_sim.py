@@ -205,7 +205,7 @@ def _segment(b: _Builder, seg: dict, k: int, tag: str, lag_in: int, in_bits: int
     if tag == "fixed_pt":
         hdf5 = import_netx()
 
-        seg_file = b.deploy.path(seg["file"])
+        seg_file = b.deploy.check_segment_file(seg["file"])
         net = hdf5.Network(net_config=str(seg_file), input_message_bits=int(in_bits),
                            reset_interval=T, reset_offset=lag_in % T)
         b.keep.append(net)
@@ -270,8 +270,7 @@ def _gate(b: _Builder, graph: g.Graph, gate: dict, x_port, x_shape, seg_layers: 
 
     from tcja_deploy.hardware.lava_procs import TCJAGate
 
-    arrays = np.load(b.deploy.path(gate["file"]))
-    qgate = gate_math.QuantizedGate.from_arrays(arrays)
+    qgate = gate_math.QuantizedGate.from_arrays(b.deploy.gate_arrays(gate["file"]))
     gate_node = graph.nodes[gate["node"]]
     if gate_node.squeeze_from:
         c, h, w = gate["s_shape"]

@@ -22,7 +22,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from tcja_deploy import atomic
+from tcja_deploy import atomic, outputs
 from tcja_deploy.conversion.deploy_dir import Deploy, read_deploy
 from tcja_deploy.errors import UserError
 from tcja_deploy.hardware import energy as E
@@ -105,6 +105,7 @@ def profile_batches(batches: Iterator[tuple[np.ndarray, np.ndarray]], backend: B
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    outputs.write_marker(out_dir, "profile")
     acc = ProfileAccumulator(profiles=profiles)
     inputs = InputHash()
     meta = {**meta, "inputs": dict(meta.get("inputs", {}))}
@@ -119,11 +120,11 @@ def profile_batches(batches: Iterator[tuple[np.ndarray, np.ndarray]], backend: B
             acc.add(activity, wall_s=time.perf_counter() - t0)
             inputs.update(frames, labels)
             meta["inputs"].update(hash=inputs.hexdigest(), samples=acc.samples)
-            if first:
-                write_npz(out_dir / "raster.npz", raster_arrays(activity, 0))
             done = acc.samples >= total
             doc = acc.build(meta, partial=not done)
             atomic.write_json(out_dir / "profile.json", doc)
+            if first:  # after profile.json: a raster never stands without its profile
+                write_npz(out_dir / "raster.npz", raster_arrays(activity, 0))
             bar.update(len(labels))
         if doc is not None and doc["partial"]:  # the data ran out before `total`
             doc = acc.build(meta, partial=False)
@@ -150,17 +151,18 @@ def run_profile(deploy_dir: str | Path, backend_name: str, out_dir: str | Path, 
     """
     profiles = E.resolve_profiles(energy_profile)
     backend = get_backend(backend_name)
-    deploy_dir = Path(deploy_dir)
+    deploy_dir, out_dir = Path(deploy_dir), Path(out_dir)
     if not deploy_dir.is_dir():
         raise UserError(f"--deploy {deploy_dir}: no such directory")
+    outputs.check_out_dir(out_dir, "profile", inputs=[deploy_dir])
     deploy = read_deploy(deploy_dir)
-    info = deploy_info(deploy)
-    for name in backend.files(deploy):  # confined to the directory, hashed before any work
+    for name in backend.files(deploy):  # confined to the directory, checked and hashed before any work
         deploy.path(name)
+    info = deploy_info(deploy)
     if samples is not None and samples < 1:
         raise UserError(f"--samples must be at least 1, got {samples}")
     n_req = samples if samples is not None else backend.default_samples
-    chunk = int(chunk_size or backend.chunk_size)
+    chunk = int(backend.chunk_size if chunk_size is None else chunk_size)
     if chunk < 1:
         raise UserError(f"--chunk must be at least 1, got {chunk}")
     n, batches = load_test_samples(info["dataset"], info["T"], n_req, chunk)

@@ -15,18 +15,20 @@ Files:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from tcja_deploy import atomic
-from tcja_deploy.errors import UserError
+from tcja_deploy import atomic, outputs
+from tcja_deploy.errors import UserError, one_line
 from tcja_deploy.hardware.counters import COUNT_KEYS
 from tcja_deploy.hardware.energy import CATEGORIES, CATEGORY_LABELS
 
@@ -51,8 +53,66 @@ def load_profile(path: str | Path) -> tuple[dict, Optional[Path], Path]:
         raise UserError(f"{pj}: not valid JSON ({e.msg}, line {e.lineno})") from None
     if not isinstance(doc, dict) or not str(doc.get("format", "")).startswith("tcja_deploy.profile/"):
         raise UserError(f"{pj}: not a tcja_deploy profile (format {doc.get('format') if isinstance(doc, dict) else None!r})")
+    _check_profile(doc, pj)
     raster = pj.parent / "raster.npz"
+    if raster.is_file():
+        _check_raster(raster)
     return doc, (raster if raster.is_file() else None), pj
+
+
+#: What the report reads of a profile: top-level key → type.
+_PROFILE_KEYS = {"layers": list, "total": dict, "energy": dict, "accuracy": dict, "latency": dict, "samples": dict,
+                 "backend": str}
+
+
+def _non_finite(v, where: str = "") -> Optional[str]:
+    """The path of the first NaN or infinite number in a JSON value, or None."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return where or "(top)"
+    if isinstance(v, dict):
+        for k, x in v.items():
+            found = _non_finite(x, f"{where}.{k}" if where else str(k))
+            if found:
+                return found
+    if isinstance(v, list):
+        for i, x in enumerate(v):
+            found = _non_finite(x, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _check_profile(doc: dict, pj: Path) -> None:
+    """The structure the report reads, with finite numbers; anything else → one-line UserError naming the file."""
+    for key, typ in _PROFILE_KEYS.items():
+        if not isinstance(doc.get(key), typ):
+            raise UserError(f"{pj}: malformed profile: {key!r} must be a {typ.__name__}, got "
+                            f"{type(doc.get(key)).__name__}")
+    bad = _non_finite(doc)
+    if bad:
+        raise UserError(f"{pj}: malformed profile: {bad} is not a finite number")
+    for i, layer in enumerate(doc["layers"]):
+        if not isinstance(layer, dict) or not isinstance(layer.get("name"), str) \
+                or not isinstance(layer.get("counts"), dict):
+            raise UserError(f"{pj}: malformed profile: layers[{i}] must be an object with a name and counts")
+        for key, st in layer["counts"].items():
+            if not isinstance(st, dict) or not all(isinstance(st.get(f), (int, float)) and not isinstance(
+                    st.get(f), bool) for f in ("mean", "std", "min", "max")):
+                raise UserError(f"{pj}: malformed profile: layers[{i}].counts.{key} must hold numbers "
+                                f"mean, std, min, max")
+
+
+def _check_raster(raster: Path) -> None:
+    """raster.npz holds ``names`` and ``layer_<i>`` 2-D arrays of counts, without pickles."""
+    try:
+        with np.load(raster, allow_pickle=False) as z:
+            names = [str(n) for n in z["names"]]
+            for i in range(len(names)):
+                a = z[f"layer_{i}"]
+                if a.ndim != 2 or a.dtype.kind not in "iub":
+                    raise ValueError(f"layer_{i} must be a 2-D array of counts, got {a.dtype} {list(a.shape)}")
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise UserError(f"{raster}: not a raster this version reads ({type(e).__name__}: {one_line(e)})") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -477,7 +537,9 @@ def write_report(profile: str | Path, out_dir: str | Path) -> dict:
     """Write the report of ``profile`` (a profile dir or profile.json) into ``out_dir``; returns the profile."""
     doc, raster, pj = load_profile(profile)
     out_dir = Path(out_dir)
-    with atomic.atomic_dir(out_dir) as tmp:
+    outputs.check_out_dir(out_dir, "report", inputs=[pj.parent])
+    outputs.clean_stale_temporaries(out_dir)
+    with atomic.atomic_dir(out_dir) as tmp, _malformed(pj):
         (tmp / "report.md").write_text(report_md(doc))
         (tmp / "tables.tex").write_text(tables_tex(doc))
         (tmp / "layers.csv").write_text(layers_csv(doc))
@@ -486,4 +548,15 @@ def write_report(profile: str | Path, out_dir: str | Path) -> dict:
         plot_synops(doc, tmp / "synops.png")
         plot_energy(doc, tmp / "energy_breakdown.png")
         plot_raster(doc, raster, tmp / "raster.png")
+        outputs.write_marker(tmp, "report")
     return doc
+
+
+@contextlib.contextmanager
+def _malformed(pj: Path):
+    """A profile whose values do not fit what the report computes (a count of the wrong kind, a missing
+    entry): one line naming the file, not a traceback."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError) as e:
+        raise UserError(f"{pj}: malformed profile ({type(e).__name__}: {one_line(e)})") from None

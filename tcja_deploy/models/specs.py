@@ -7,7 +7,8 @@ stage builds its graph from the same list and the trained weights.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, ClassVar, Union
 
 
@@ -103,7 +104,45 @@ def layer_to_dict(layer: LayerSpec) -> dict[str, Any]:
     return {"type": layer.kind, **asdict(layer)}
 
 
+#: Smallest allowed value of a numeric layer field (fields not listed: any finite number); ``open`` bounds
+#: exclude the value itself.
+_FIELD_MIN = {"out_channels": 1, "kernel_size": 1, "padding": 0, "stride": 1, "out_features": 1, "voters": 1,
+              "kernel_tla": 1, "kernel_cla": 1, "p": 0.0, "tau_mem": 0.0, "tau_syn": 0.0, "alpha": 0.0}
+_OPEN_MIN = {"tau_mem", "tau_syn", "alpha"}
+#: Upper limits that keep a bad file from allocating the machine away.
+_FIELD_MAX = {"out_channels": 1 << 16, "out_features": 1 << 20, "kernel_size": 64, "padding": 64, "stride": 64,
+              "voters": 1 << 12, "kernel_tla": 64, "kernel_cla": 1 << 12, "p": 0.999999}
+MAX_T = 4096
+MAX_INPUT = 4096  # pixels per side, channels
+
+
+def _check_value(kind: str, name: str, value: Any, default: Any) -> None:
+    """A field of a layer has its default's type and lies in its range; ValueError naming layer and field."""
+    where = f"layer type {kind!r} field {name!r}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} must be true or false, got {value!r}")
+        return
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ValueError(f"{where} must be a string, got {value!r}")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{where} must be a number, got {value!r}")
+    if isinstance(default, int) and not isinstance(value, int):
+        raise ValueError(f"{where} must be an integer, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} must be finite, got {value}")
+    lo, hi = _FIELD_MIN.get(name), _FIELD_MAX.get(name)
+    if lo is not None and (value < lo or (name in _OPEN_MIN and value == lo)):
+        raise ValueError(f"{where} must be {'>' if name in _OPEN_MIN else '≥'} {lo}, got {value}")
+    if hi is not None and value > hi:
+        raise ValueError(f"{where} must be ≤ {hi}, got {value}")
+
+
 def layer_from_dict(d: dict[str, Any]) -> LayerSpec:
+    if not isinstance(d, dict):
+        raise ValueError(f"a layer must be an object, got {type(d).__name__}")
     d = dict(d)
     kind = d.pop("type", None)
     if kind not in LAYER_TYPES:
@@ -113,7 +152,20 @@ def layer_from_dict(d: dict[str, Any]) -> LayerSpec:
     unknown = set(d) - names
     if unknown:
         raise ValueError(f"layer type {kind!r} has no field(s) {sorted(unknown)}")
+    for f in fields(cls):
+        if f.name not in d:
+            if f.default is MISSING:
+                raise ValueError(f"layer type {kind!r} lacks field {f.name!r}")
+            continue
+        default = f.default if f.default is not MISSING else (1 if f.type in ("int", int) else "")
+        _check_value(kind, f.name, d[f.name], default)
     return cls(**d)
+
+
+def _positive_int(name: str, value: Any, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
+        raise ValueError(f"model config {name} must be an integer in [1, {hi}], got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -145,13 +197,20 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"model config must be an object, got {type(d).__name__}")
         missing = {"preset", "input_shape", "T", "num_classes", "layers"} - set(d)
         if missing:
             raise ValueError(f"model config lacks {sorted(missing)}")
+        shape = d["input_shape"]
+        if not isinstance(shape, list) or len(shape) != 3:
+            raise ValueError(f"model config input_shape must be [C, H, W], got {shape!r}")
+        if not isinstance(d["layers"], list):
+            raise ValueError("model config layers must be a list")
         return cls(
             preset=str(d["preset"]),
-            input_shape=tuple(int(v) for v in d["input_shape"]),
-            T=int(d["T"]),
-            num_classes=int(d["num_classes"]),
+            input_shape=tuple(_positive_int("input_shape", v, MAX_INPUT) for v in shape),
+            T=_positive_int("T", d["T"], MAX_T),
+            num_classes=_positive_int("num_classes", d["num_classes"], 1 << 16),
             layers=tuple(layer_from_dict(layer) for layer in d["layers"]),
         )

@@ -90,6 +90,14 @@ def load_model(run_dir: Path, map_location: str | torch.device = "cpu") -> TCJAS
     return model.to(map_location).eval()
 
 
+def check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Raise a one-line UserError naming the first tensor of ``state`` with NaN or infinite values."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"{path}: {name} holds NaN or infinite values (a diverged training?); "
+                            f"retrain with a lower --lr")
+
+
 def check_state_matches(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
     """Raise a one-line UserError if ``state`` does not fit ``model`` (names or shapes)."""
     expected = model.state_dict()
@@ -103,3 +111,6 @@ def check_state_matches(model: torch.nn.Module, state: dict[str, torch.Tensor], 
                 f"{path}: weights do not match the config ({name} has shape {tuple(state[name].shape)}, "
                 f"expected {tuple(tensor.shape)})"
             )
+        if state[name].dtype != tensor.dtype and (state[name].is_floating_point() != tensor.is_floating_point()):
+            raise UserError(f"{path}: {name} has dtype {state[name].dtype}, expected {tensor.dtype}")
+    check_finite(state, path)

@@ -6,11 +6,13 @@ Fields left at ``None`` take the preset's defaults (epochs, batch_size, lr, loss
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from tcja_deploy.errors import UserError
 from tcja_deploy.models.presets import PRESET_NAMES, Preset, Recipe, get_preset
+from tcja_deploy.models.specs import MAX_T
 
 DEFAULT_PRESET = "digits"
 LOSSES = ("mse", "ce")
@@ -117,8 +119,12 @@ def validate(config: TrainConfig) -> None:
     for name, value in positive.items():
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} {value}: must be ≥ 1")
-    if config.lr is not None and not config.lr > 0:
-        raise UserError(f"--lr {config.lr}: must be > 0")
+    if config.lr is not None and not (config.lr > 0 and math.isfinite(config.lr)):
+        raise UserError(f"--lr {config.lr}: must be a finite number > 0")
+    if not 0 <= config.seed < 2**63:
+        raise UserError(f"--seed {config.seed}: must lie in [0, 2^63)")
+    if config.T is not None and config.T > MAX_T:
+        raise UserError(f"--T {config.T}: at most {MAX_T} time steps")
     if config.loss is not None and config.loss not in LOSSES:
         raise UserError(f"--loss {config.loss!r}: choose one of {', '.join(LOSSES)}")
     if config.workers < 0:

@@ -7,12 +7,15 @@ directory from another preset, an occupied ``--out``). It creates no file or fol
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+from tcja_deploy import outputs
 from tcja_deploy.errors import UserError
 from tcja_deploy.models.specs import ModelConfig
 from tcja_deploy.training import checkpoint
@@ -75,15 +78,47 @@ def default_run_dir(preset: str, root: Path = Path("runs")) -> Path:
     return candidate
 
 
+def stranded(run_dir: Path) -> bool:
+    """A run directory whose run completed no epoch (killed in its first epoch): config.json, no checkpoint,
+    no model, no summary. Nothing in it is worth keeping; a new run may take it over."""
+    return (run_dir / checkpoint.CONFIG_FILE).is_file() and not any(
+        (run_dir / name).exists() for name in (STATE_FILE, checkpoint.MODEL_FILE, checkpoint.METRICS_FILE))
+
+
 def _check_free(run_dir: Path, stranded_ok: bool = False) -> None:
-    """``--out`` holds no run (with ``stranded_ok``: only the config.json of a run that completed no epoch)."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"--out {run_dir}: exists and is not a directory")
+    """``--out`` holds no run (a run that completed no epoch is taken over, see :func:`stranded`)."""
+    outputs.check_out_dir(run_dir, "run")
+    stranded_ok = stranded_ok or stranded(run_dir)
     names = [n for n in RUN_FILES if not (stranded_ok and n == checkpoint.CONFIG_FILE)]
     taken = [name for name in names if (run_dir / name).exists()]
     if taken:
         raise UserError(f"--out {run_dir}: already holds a run ({taken[0]}); continue it with --resume {run_dir} "
                         f"or choose another --out")
+
+
+def activation_bytes(model_config: ModelConfig, batch_size: int) -> int:
+    """A lower bound on a training step's activation memory: every layer's float32 output over the window,
+    kept for the backward pass."""
+    from tcja_deploy.models.network import infer_shapes
+
+    per_step = sum(math.prod(shape) for shape in [tuple(model_config.input_shape), *infer_shapes(model_config)])
+    return int(per_step) * int(model_config.T) * int(batch_size) * 4
+
+
+def check_memory(model_config: ModelConfig, batch_size: int, device: torch.device) -> None:
+    """Refuse a run whose activations alone exceed the memory of ``device`` (before allocating anything)."""
+    need = activation_bytes(model_config, batch_size)
+    if device.type == "cuda":
+        have = torch.cuda.get_device_properties(device.index or 0).total_memory
+    else:
+        try:
+            have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - not Linux
+            return
+    if need > have:
+        raise UserError(f"--T {model_config.T} / --batch-size {batch_size}: one training step needs at least "
+                        f"{need / 2**30:.1f} GiB of activations, {device.type} has {have / 2**30:.1f} GiB; "
+                        f"lower --T or --batch-size")
 
 
 def _load_data(config: TrainConfig, model_config: ModelConfig, name: str, resumed: bool) -> tuple[RunData, ModelConfig]:
@@ -107,6 +142,7 @@ def _prepare_new(config: TrainConfig, device: torch.device, stranded_ok: bool = 
     run_dir = Path(config.out) if config.out else default_run_dir(preset.model.preset)
     _check_free(run_dir, stranded_ok)
     model = reference_recipe(preset).apply(preset.model) if config.recipe == "reference" else preset.model
+    check_memory(model, int(config.batch_size), device)  # type: ignore[arg-type]
     data, model_config = _load_data(config, model, dataset_name(preset, config.encoding), resumed=False)
     config = replace(config, out=str(run_dir), device=str(device), resume=None)
     return RunPlan(config=config, device=device, model_config=model_config, data=data, run_dir=run_dir)

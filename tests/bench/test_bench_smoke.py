@@ -9,7 +9,7 @@ import math
 import pytest
 
 from tcja_deploy.bench import common
-from tcja_deploy.bench.__main__ import main, parse_args, run_benchmark
+from tcja_deploy.bench.__main__ import parse_args, run_benchmark
 
 
 def run_toy(name, tmp_path, **kw):

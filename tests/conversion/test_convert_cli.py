@@ -71,15 +71,15 @@ def test_out_must_be_a_deploy_dir(run_dir, tmp_path, capsys):
     precious.mkdir()
     (precious / "thesis.tex").write_text("...")
     assert convert.main(["--run", str(run_dir), "--out", str(precious)]) == 2
-    assert "not a deploy directory" in one_line_error(capsys) and (precious / "thesis.tex").exists()
+    assert "no tcja_deploy command wrote" in one_line_error(capsys) and (precious / "thesis.tex").exists()
     assert convert.main(["--run", str(run_dir), "--out", str(run_dir)]) == 2
-    assert "run directory" in one_line_error(capsys) and (run_dir / "model.safetensors").exists()
+    assert "would write over the input" in one_line_error(capsys) and (run_dir / "model.safetensors").exists()
 
 
 def test_onnx_target_writes_only_onnx(run_dir, tmp_path, capsys):
     out = tmp_path / "deploy"
     assert convert.main(["--target", "onnx", "--run", str(run_dir), "--out", str(out)]) == 0
-    assert sorted(os.listdir(out)) == ["fidelity.json", "graph.json", "model.onnx"]
+    assert sorted(os.listdir(out)) == [".tcja_deploy", "fidelity.json", "graph.json", "model.onnx"]
     fid = json.loads((out / "fidelity.json").read_text())
     assert fid["emulator"] is None and fid["lava"] is None and fid["onnx"]["max_abs_diff"] <= 1e-4
 
@@ -91,7 +91,7 @@ def test_convert_end_to_end(run_dir, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "spike agreement emulator vs Lava" in printed and "DIFFERS" not in printed
     files = sorted(os.listdir(out))
-    assert files == ["fidelity.json", "gate_0.npz", "gate_1.npz", "graph.json", "model.onnx", "segment_0.net",
+    assert files == [".tcja_deploy", "fidelity.json", "gate_0.npz", "gate_1.npz", "graph.json", "model.onnx", "segment_0.net",
                      "segment_1.net", "segment_2.net"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp dirs left
     assert oct(out.stat().st_mode)[-3:] == "755"
@@ -109,7 +109,7 @@ def test_convert_end_to_end(run_dir, tmp_path, capsys):
     assert fid["onnx"]["predictions_identical"] and fid["data"]["source"] == "random"
     # converting again replaces the directory whole
     assert convert.main(["--target", "onnx", "--run", str(run_dir), "--out", str(out)]) == 0
-    assert sorted(os.listdir(out)) == ["fidelity.json", "graph.json", "model.onnx"]
+    assert sorted(os.listdir(out)) == [".tcja_deploy", "fidelity.json", "graph.json", "model.onnx"]
 
 
 def test_dataset_of_a_run():

@@ -1,7 +1,6 @@
 """The emulator's integer arithmetic is Lava's (checked against Lava's own model code), and its activity
 has the layout the counters read."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -37,6 +37,9 @@ def deploy_dir(tmp_path):
     graph = g.Graph({"input": g.Input((2, 8, 8)), "flatten0": g.Flatten(), "vote": g.Vote(1)},
                     {"preset": "digits", "T": 4})
     (d / "graph.json").write_text(json.dumps(graph.to_dict()))
+    from tcja_deploy import outputs
+
+    outputs.write_marker(d, "deploy")
     return d
 
 

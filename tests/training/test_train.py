@@ -83,8 +83,8 @@ def test_encoding_selects_the_digits_dataset(fake_data, tmp_path):
 def test_tiny_run_writes_a_complete_run_dir(fake_data, tmp_path):
     run = tmp_path / "run"
     metrics = quiet(tiny(run))
-    assert {"model.safetensors", "config.json", "metrics.json", "metrics.jsonl", STATE_FILE} == {
-        p.name for p in run.iterdir()}  # no temporary files left
+    assert {"model.safetensors", "config.json", "metrics.json", "metrics.jsonl", STATE_FILE, ".lock"} == {
+        p.name for p in run.iterdir()}  # no temporary files left (.lock: the writer lock, released)
     saved = json.loads((run / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(metrics))
     assert saved["epochs"] == 2 and saved["preset"] == "digits" and saved["seconds"] > 0
