@@ -645,6 +645,10 @@ class QGate(_Node):
         missing = [k for k in QGATE_PARAM_KEYS if k not in self.params]
         if missing:
             raise _fail(self, "params", f"lacks {missing}")
+        for key in QGATE_PARAM_KEYS:
+            a = np.asarray(self.params[key])
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                raise _fail(self, "params", f"{key!r} holds NaN or infinite values")
         if self.squeeze_from is not None and not isinstance(self.squeeze_from, str):
             raise _fail(self, "squeeze_from", "must be a node name or null")
 

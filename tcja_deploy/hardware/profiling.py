@@ -149,6 +149,10 @@ def run_profile(deploy_dir: str | Path, backend_name: str, out_dir: str | Path, 
     Checks run before any work: the energy profile file, the backend (lava-loihi for ``loihi2``),
     the deploy directory.
     """
+    if samples is not None and samples < 1:
+        raise UserError(f"--samples must be at least 1, got {samples}")
+    if chunk_size is not None and chunk_size < 1:
+        raise UserError(f"--chunk must be at least 1, got {chunk_size}")
     profiles = E.resolve_profiles(energy_profile)
     backend = get_backend(backend_name)
     deploy_dir, out_dir = Path(deploy_dir), Path(out_dir)
@@ -159,12 +163,8 @@ def run_profile(deploy_dir: str | Path, backend_name: str, out_dir: str | Path, 
     for name in backend.files(deploy):  # confined to the directory, checked and hashed before any work
         deploy.path(name)
     info = deploy_info(deploy)
-    if samples is not None and samples < 1:
-        raise UserError(f"--samples must be at least 1, got {samples}")
     n_req = samples if samples is not None else backend.default_samples
     chunk = int(backend.chunk_size if chunk_size is None else chunk_size)
-    if chunk < 1:
-        raise UserError(f"--chunk must be at least 1, got {chunk}")
     n, batches = load_test_samples(info["dataset"], info["T"], n_req, chunk)
     meta = {
         "backend": backend.name,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import random
 import resource
@@ -213,46 +212,11 @@ def _compiled(model: TCJASNN, enabled: bool) -> torch.nn.Module:
         raise UserError(f"--compile: torch.compile is unavailable here ({e}); run without --compile") from None
 
 
-def check_optimizer_state(optimizer_state: dict, model: TCJASNN, path: Path) -> None:
-    """Adam's saved state fits ``model``: one group with numeric, finite hyper-parameters; per parameter a
-    step and moments of the parameter's shape, finite. Anything else → one-line UserError naming ``path``."""
-    params = list(model.parameters())
-    groups = optimizer_state.get("param_groups")
-    if not isinstance(groups, list) or len(groups) != 1 or not isinstance(groups[0], dict):
-        raise UserError(f"{path}: optimizer state has no single parameter group")
-    group = groups[0]
-    for key in ("lr", "eps", "weight_decay"):
-        v = group.get(key)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise UserError(f"{path}: optimizer {key} must be a finite number ≥ 0, got {v!r}")
-    betas = group.get("betas")
-    if not isinstance(betas, (list, tuple)) or len(betas) != 2 or not all(
-            isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):
-        raise UserError(f"{path}: optimizer betas must be two numbers in [0, 1), got {betas!r}")
-    if list(group.get("params", [])) != list(range(len(params))):
-        raise UserError(f"{path}: optimizer state covers {len(group.get('params', []))} parameters, the model has "
-                        f"{len(params)}")
-    for index, entry in optimizer_state.get("state", {}).items():
-        if not isinstance(index, int) or not 0 <= index < len(params) or not isinstance(entry, dict):
-            raise UserError(f"{path}: optimizer state for unknown parameter {index!r}")
-        for key in ("exp_avg", "exp_avg_sq"):
-            t = entry.get(key)
-            if not isinstance(t, torch.Tensor) or tuple(t.shape) != tuple(params[index].shape):
-                raise UserError(f"{path}: optimizer {key} of parameter {index} does not match its shape "
-                                f"{tuple(params[index].shape)}")
-            if not bool(torch.isfinite(t).all()):
-                raise UserError(f"{path}: optimizer {key} of parameter {index} holds NaN or infinite values")
-        step = entry.get("step")
-        if not (isinstance(step, torch.Tensor) and step.numel() == 1) and not isinstance(step, (int, float)):
-            raise UserError(f"{path}: optimizer step of parameter {index} is not a number")
-
-
 def _restore(state: TrainState, path: Path, model: TCJASNN, optimizer: torch.optim.Optimizer,
              scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.cuda.amp.GradScaler) -> None:
     """Load a checkpoint into freshly built objects; a checkpoint that does not fit raises UserError."""
     checkpoint.check_state_matches(model, state.model, path)
     model.load_state_dict(state.model)
-    check_optimizer_state(state.optimizer, model, path)
     try:
         optimizer.load_state_dict(state.optimizer)
         scheduler.load_state_dict(state.scheduler)

@@ -22,7 +22,7 @@ from tcja_deploy.training import checkpoint
 from tcja_deploy.training.config import (RUN_FIELDS, TrainConfig, dataset_name, load_preset, merge_resumed,
                                          reference_recipe, resolve, validate)
 from tcja_deploy.training.data import RunData, load_run_data
-from tcja_deploy.training.state import STATE_FILE, TrainState, load_train_state
+from tcja_deploy.training.state import STATE_FILE, TrainState, check_optimizer_state, load_train_state
 
 RUN_FILES = (checkpoint.CONFIG_FILE, checkpoint.MODEL_FILE, checkpoint.METRICS_FILE, STATE_FILE)
 
@@ -162,6 +162,7 @@ def _prepare_resume(config: TrainConfig, device: torch.device) -> RunPlan:
         raise UserError(f"{config_path}: model preset {model_config.preset!r} differs from train preset "
                         f"{merged.preset!r}")
     state = load_train_state(run_dir / STATE_FILE)
+    _check_state_fits(state, model_config, run_dir / STATE_FILE)
     in_state = TrainConfig.from_dict(state.config, source=str(run_dir / STATE_FILE))
     if any(getattr(in_state, name) != getattr(saved, name) for name in RUN_FIELDS):
         raise UserError(f"{run_dir / STATE_FILE}: checkpoint belongs to another run than {config_path}")
@@ -172,6 +173,15 @@ def _prepare_resume(config: TrainConfig, device: torch.device) -> RunPlan:
     data, model_config = _load_data(merged, model_config, dataset_name(preset, merged.encoding), resumed=True)
     merged = replace(merged, out=str(run_dir), device=str(device), resume=None)
     return RunPlan(config=merged, device=device, model_config=model_config, data=data, run_dir=run_dir, state=state)
+
+
+def _check_state_fits(state: TrainState, model_config: ModelConfig, path: Path) -> None:
+    """The checkpoint's weights and optimizer state fit the run's network (before any data is loaded)."""
+    from tcja_deploy.models.network import TCJASNN
+
+    model = TCJASNN(model_config)
+    checkpoint.check_state_matches(model, state.model, path)
+    check_optimizer_state(state.optimizer, model, path)
 
 
 def prepare(config: TrainConfig, stranded_ok: bool = False) -> RunPlan:

@@ -18,6 +18,7 @@ Loading reads tensors and JSON only; nothing in the file is ever executed.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,3 +144,37 @@ def load_train_state(path: Path) -> TrainState:
         )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise UserError(f"{path}: damaged training-state metadata ({e.__class__.__name__}: {e})") from None
+
+
+def check_optimizer_state(optimizer_state: dict, model: torch.nn.Module, path: Path) -> None:
+    """Adam's saved state fits ``model``: one group with numeric, finite hyper-parameters; per parameter a
+    step and moments of the parameter's shape, finite. Anything else → one-line UserError naming ``path``."""
+    params = list(model.parameters())
+    groups = optimizer_state.get("param_groups")
+    if not isinstance(groups, list) or len(groups) != 1 or not isinstance(groups[0], dict):
+        raise UserError(f"{path}: optimizer state has no single parameter group")
+    group = groups[0]
+    for key in ("lr", "eps", "weight_decay"):
+        v = group.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise UserError(f"{path}: optimizer {key} must be a finite number ≥ 0, got {v!r}")
+    betas = group.get("betas")
+    if not isinstance(betas, (list, tuple)) or len(betas) != 2 or not all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):
+        raise UserError(f"{path}: optimizer betas must be two numbers in [0, 1), got {betas!r}")
+    if list(group.get("params", [])) != list(range(len(params))):
+        raise UserError(f"{path}: optimizer state covers {len(group.get('params', []))} parameters, the model has "
+                        f"{len(params)}")
+    for index, entry in optimizer_state.get("state", {}).items():
+        if not isinstance(index, int) or not 0 <= index < len(params) or not isinstance(entry, dict):
+            raise UserError(f"{path}: optimizer state for unknown parameter {index!r}")
+        for key in ("exp_avg", "exp_avg_sq"):
+            t = entry.get(key)
+            if not isinstance(t, torch.Tensor) or tuple(t.shape) != tuple(params[index].shape):
+                raise UserError(f"{path}: optimizer {key} of parameter {index} does not match its shape "
+                                f"{tuple(params[index].shape)}")
+            if not bool(torch.isfinite(t).all()):
+                raise UserError(f"{path}: optimizer {key} of parameter {index} holds NaN or infinite values")
+        step = entry.get("step")
+        if not (isinstance(step, torch.Tensor) and step.numel() == 1) and not isinstance(step, (int, float)):
+            raise UserError(f"{path}: optimizer step of parameter {index} is not a number")
