@@ -22,7 +22,8 @@ Deploy directory (written in a temporary folder next to ``--out`` and renamed wh
       "readout":       (only when the network ends in a non-spiking linear) {"node": readout node, "host": true,
                         "input_from": the layer whose recorded output it reads, "nodes": host-side nodes (flattens,
                         readout, vote)}: run on the host in float64, after the chip; no NetX segment holds it
-      "lava":          {"select_tag", "reset_interval": T, "input_pad_steps", "delay_lines": {segment: steps},
+      "lava":          {"select_tag", "reset_interval": T, "input_pad_steps" (0), "delay_lines" ({}: older
+                        directories aligned gate windows with identity delay lines), "gate_phases": {gate: phase},
                         "lags": {node: Lava step at which sample 0, step 0 leaves it}, "notes"}
       "files":         [every file of the directory]
 
@@ -136,10 +137,11 @@ def deploy_document(graph: g.Graph, target: Target, run_dir: Path, segs: list[di
         doc["lava"] = {"select_tag": target.lava_tag, "reset_interval": int(graph.meta["T"]),
                        "input_pad_steps": timing["pad"],
                        "delay_lines": {str(k): v for k, v in timing["delays"].items()},
+                       "gate_phases": timing["phases"],
                        "lags": timing["lags"],
-                       "notes": "lags: Lava step (1-based) at which sample 0, step 0 leaves each layer when the "
-                                "source starts after input_pad_steps empty steps; NetX reset_offset of segment k "
-                                "= (lag of its first layer − 1) mod T"}
+                       "notes": "lags: Lava step (1-based) at which sample 0, step 0 leaves each layer (the source "
+                                "sends it at step 1); NetX reset_offset of segment k = (lag of its first layer − 1) "
+                                "mod T; gate_phases: each gate's windows start at the Lava steps ≡ 1 + phase (mod T)"}
     doc["files"] = files
     return doc
 

@@ -85,30 +85,24 @@ def synaptic_hops(graph: g.Graph, nodes: list[str]) -> int:
     return sum(graph.nodes[n].category == "synapse" for n in nodes)
 
 
-def _align(lag: int, T: int) -> int:
-    """Steps to add so that ``lag`` falls on the first step of a gate window (≡ 1 mod T)."""
-    return (1 - lag) % T
-
-
 def plan_timing(graph: g.Graph, segs: list[dict], gates: list[dict]) -> dict:
-    """Lava's clock for a deploy directory: the lag of every layer output (1-based Lava step at which sample 0,
-    step 0 leaves it), the empty steps before the source starts (``pad``) and the identity delay lines that
-    re-align a gate's windows (``delays``: {segment index: extra delay}), from the hop structure alone."""
+    """Lava's clock for a deploy directory, from the hop structure alone: the lag of every layer output
+    (1-based Lava step at which sample 0, step 0 leaves it) and each gate's window phase (its windows
+    start at the Lava steps ≡ 1 + phase mod T, i.e. where the first step of a sample reaches it).
+
+    Returns ``{"pad": 0, "lags": {node: step}, "delays": {}, "phases": {gate node: phase}}`` (``pad`` and
+    ``delays`` are kept for readers of older deploy directories, which aligned windows with empty input steps
+    and identity delay lines instead of phases).
+    """
     T = int(graph.meta["T"])
     names = graph.names
-    pad = _align(1 + synaptic_hops(graph, segs[0]["nodes"]), T) if gates else 0
     lags: dict[str, int] = {}
-    delays: dict[int, int] = {}
-    lag_in = 1 + pad  # the source sends sample 0, step 0 at this step
+    phases: dict[str, int] = {}
+    lag_in = 1  # the source sends sample 0, step 0 at Lava step 1
     lags[names[0]] = lag_in
     for k, seg in enumerate(segs):
         if k > 0:
-            out = lags[gates[k - 1]["node"]]
-            need = _align(out + synaptic_hops(graph, seg["nodes"]), T) if k < len(gates) else 0
-            if need:
-                delays[k] = need - 1  # DelaySparse adds 1 + delay
-                out += need
-            lag_in = out
+            lag_in = lags[gates[k - 1]["node"]]
         hop = 0
         for n in seg["nodes"]:
             category = graph.nodes[n].category
@@ -119,7 +113,6 @@ def plan_timing(graph: g.Graph, segs: list[dict], gates: list[dict]) -> dict:
         if k < len(gates):
             gate = gates[k]
             g_in = lag_in + hop
-            if (g_in - 1) % T:
-                raise ConversionError(f"gate {gate['node']} misaligned (input lag {g_in})")
+            phases[gate["node"]] = (g_in - 1) % T
             lags[gate["node"]] = g_in + (T if gate["mode"] == "window" else 0)
-    return {"pad": pad, "lags": lags, "delays": delays}
+    return {"pad": 0, "lags": lags, "delays": {}, "phases": phases}

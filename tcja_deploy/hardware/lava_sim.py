@@ -11,9 +11,8 @@ The network is assembled from the deploy directory alone (``graph.json``, ``segm
   pool (``squeeze_from``) gets the per-channel spike counts of the unpooled spikes from a Lava ``Conv``
   (ones over the whole map, one group per channel), which adds the same one-step hop as the OR pool,
   so both of its inputs are aligned;
-- the gate's windows are steps wT+1 … wT+T of Lava's clock: the source starts after enough empty
-  steps that gate 0's first window is aligned, and where the hops between two gates are not a
-  multiple of T an identity ``DelaySparse`` line re-aligns the next gate (a simulator artifact);
+- each gate's windows start where the first step of a sample reaches it: the gate process is given
+  that phase (``TCJAGate(phase=...)``), so no spike is delayed to align windows;
 - every layer's output is recorded with an ``Extractor`` (one array per step through a pipe).
 
 Lava delays every synaptic hop by one step, and a window gate by T steps; the runner knows each
@@ -30,13 +29,11 @@ from __future__ import annotations
 import contextlib
 import io
 import time
-import warnings
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
-from scipy.sparse import SparseEfficiencyWarning
 
 from tcja_deploy.conversion import gate_math
 from tcja_deploy.conversion import graph as g
@@ -145,8 +142,6 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
 
     seg_layers: dict[str, tuple] = {}  # neuron node name → (out port WHC, shape CHW)
     for k, seg in enumerate(segs):
-        if k in timing["delays"]:
-            prev_port = _delay_line(b, prev_port, prev_shape, timing["delays"][k], tag)
         lag_in = lags[seg["layers"][0]] - 1
         seg_bits = in_bits if k == 0 else gates[k - 1]["payload_bits"]
         net_in_port, layer_ports = _segment(b, seg, k, tag, lag_in, seg_bits)
@@ -163,7 +158,7 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
         if k < len(gates):
             gate = gates[k]
             out_port, out_shape = layer_ports[-1][2], layer_ports[-1][3]
-            prev_port = _gate(b, graph, gate, out_port, out_shape, seg_layers, tag)
+            prev_port = _gate(b, graph, gate, out_port, out_shape, seg_layers, tag, timing["phases"][gate["node"]])
             prev_shape = tuple(gate["x_shape"])
             b.probe(gate["node"], prev_port, lags[gate["node"]], prev_shape, steps, whc=False)
 
@@ -173,9 +168,7 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
     start = time.perf_counter()
     recorded = {}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=SparseEfficiencyWarning)  # DelaySparse rebuilds its matrix
-            src.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
+        src.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
         for name, ext, port, lag, shape, whc in b.probes:
             arr = np.stack([ext.receive() for _ in range(steps)])  # [steps, *Lava shape]
             if whc:
@@ -192,7 +185,7 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
     seconds = time.perf_counter() - start
     return _activity(graph, recorded, payload, labels, N, tag, {
         "lava_steps": steps, "seconds": seconds, "lags": lags, "pad": timing["pad"],
-        "delay_lines": timing["delays"], "select_tag": tag, "graph_names": graph.names,
+        "delay_lines": timing["delays"], "gate_phases": timing["phases"], "select_tag": tag, "graph_names": graph.names,
         "latency_steps": int(lags[[n for n in graph.names if n in lags][-1]] - lags[graph.names[0]])})
 
 
@@ -264,8 +257,9 @@ def _float_segment(b: _Builder, seg: dict, lag_in: int, layer_ports, syn_names, 
     return first_in, layer_ports
 
 
-def _gate(b: _Builder, graph: g.Graph, gate: dict, x_port, x_shape, seg_layers: dict, tag: str):
-    """The gate process (and its squeeze conv when it squeezes the unpooled spikes); returns its out port."""
+def _gate(b: _Builder, graph: g.Graph, gate: dict, x_port, x_shape, seg_layers: dict, tag: str, phase: int):
+    """The gate process (and its squeeze conv when it squeezes the unpooled spikes), its windows starting at
+    the Lava steps ≡ 1 + ``phase`` (mod T); returns its out port."""
     from lava.proc.conv.process import Conv
 
     from tcja_deploy.hardware.lava_procs import TCJAGate
@@ -274,7 +268,7 @@ def _gate(b: _Builder, graph: g.Graph, gate: dict, x_port, x_shape, seg_layers: 
     gate_node = graph.nodes[gate["node"]]
     if gate_node.squeeze_from:
         c, h, w = gate["s_shape"]
-        proc = TCJAGate(gate=qgate, s_shape=(c,), x_shape=tuple(gate["x_shape"]))
+        proc = TCJAGate(gate=qgate, s_shape=(c,), x_shape=tuple(gate["x_shape"]), phase=phase)
         s_port, s_shape = seg_layers[gate["squeeze_from"]]
         squeeze = Conv(weight=np.ones((c, w, h, 1), dtype=np.int32 if tag == "fixed_pt" else np.float64),
                        input_shape=(w, h, c), groups=c, num_message_bits=0)
@@ -283,24 +277,10 @@ def _gate(b: _Builder, graph: g.Graph, gate: dict, x_port, x_shape, seg_layers: 
         _port_to_chw(x_port, x_shape).connect(proc.x_in)
         b.keep.append(squeeze)
     else:
-        proc = TCJAGate(gate=qgate, s_shape=tuple(gate["s_shape"]))
+        proc = TCJAGate(gate=qgate, s_shape=tuple(gate["s_shape"]), phase=phase)
         _port_to_chw(x_port, x_shape).connect(proc.s_in)
     b.keep.append(proc)
     return proc.a_out
-
-
-def _delay_line(b: _Builder, port, shape, delay: int, tag: str):
-    """An identity DelaySparse: delays every value by 1 + ``delay`` steps (realigns the next gate's windows)."""
-    from scipy.sparse import identity
-
-    from lava.proc.sparse.process import DelaySparse
-
-    n = int(np.prod(shape))
-    eye = identity(n, format="csr", dtype=np.int32 if tag == "fixed_pt" else np.float64)
-    line = DelaySparse(weights=eye, delays=int(delay), max_delay=int(delay), num_message_bits=24)
-    port.flatten().connect(line.s_in)
-    b.keep.append(line)
-    return line.a_out.reshape(tuple(shape))
 
 
 def _activity(graph: g.Graph, recorded: dict, payload: np.ndarray, labels, N: int, tag: str, extra: dict):

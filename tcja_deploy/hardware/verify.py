@@ -65,4 +65,5 @@ def lava_check(deploy_dir: Path, graph: g.Graph, x: torch.Tensor, labels: np.nda
             "steps": int(lava.extra["lava_steps"]), "seconds": float(lava.extra["seconds"]),
             "latency_steps": int(lava.extra["latency_steps"]),
             "alignment_delay_lines": {str(k): v for k, v in lava.extra["delay_lines"].items()},
+            "gate_phases": dict(lava.extra["gate_phases"]),
             "layers": layers, "all_layers_identical": all(r["identical"] for r in layers.values())}

@@ -21,19 +21,20 @@ from tcja_deploy.training.checkpoint import save_model
 from tiny import T, tiny_config, tiny_input, tiny_model, tiny_run
 
 
-def test_timing_plan_aligns_every_gate_window():
+def test_timing_plan_gives_every_gate_the_phase_of_its_windows():
     trunk = run_passes(TARGETS["lava-float"], build_graph(tiny_model()))
     q = P.quantize_loihi2(trunk, P.calibrate(trunk, tiny_input(8)))
     segs, gates = netx_export.segments(q), netx_export.gates(q)
     plan = plan_timing(q, segs, gates)
     lags = plan["lags"]
-    # segment 0 has 4 hops: the source starts so that gate 0 receives step 0 on a window's first step
-    assert (lags["input"] + 4 - 1) % T == 0 and plan["pad"] == (1 - (1 + 4)) % T
+    assert lags["input"] == 1 and plan["pad"] == 0 and plan["delays"] == {}  # no empty steps, no delay lines
+    # segment 0 has 4 hops: sample 0 reaches gate 0 at Lava step 5, so its windows start at steps ≡ 5 (mod T)
+    assert plan["phases"]["gate0"] == (1 + 4 - 1) % T
     assert lags["gate0"] == lags["pool1"] + T  # window mode: T steps of latency
-    # one hop (conv2) between the gates: a delay line realigns gate 1
-    assert plan["delays"] == {1: T - 1 - 1}
-    assert (lags["gate0"] + 1 + plan["delays"][1] + 1 - 1) % T == 0
+    # one hop (conv2) between the gates: gate 1's windows start one step later than gate 0's outputs
+    assert plan["phases"]["gate1"] == (lags["gate0"] + 1 - 1) % T
     assert lags["linear0"] == lags["gate1"] + 1
+    assert lags["linear0"] - lags["input"] == latency_steps(q)  # on Lava exactly the graph's latency
 
 
 def causal_run(path: Path) -> Path:

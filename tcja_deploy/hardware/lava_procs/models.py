@@ -32,6 +32,7 @@ class AbstractPyTCJAGateModel(PyLoihiProcessModel):
         super().__init__(proc_params)
         self.qgate: gate_math.QuantizedGate = proc_params["qgate"]
         self.gate_from_s = proc_params["x_shape"] is None
+        self.window_phase = int(proc_params["phase"])
 
     def window_gate(self, counts: np.ndarray) -> np.ndarray:
         """[T, C] gate of a full window."""
@@ -43,7 +44,7 @@ class AbstractPyTCJAGateModel(PyLoihiProcessModel):
 
     def run_spk(self) -> None:
         T, C = self.qgate.params.T, self.qgate.params.C
-        t = (self.time_step - 1) % T
+        t = (self.time_step - 1 - self.window_phase) % T
         s = self.s_in.recv()
         x = self.x_in.recv()
         if self.gate_from_s:

@@ -40,6 +40,8 @@ class TCJAGate(AbstractProcess):
         x_shape: per-step shape (C, H', W') of ``x_in``, the spikes to be gated (e.g. after an OR
             max pool: a per-(t, c) gate commutes with max pooling). None: gate ``s_in`` itself, and
             ``x_in`` stays unconnected.
+        phase: Lava's steps 1 + phase, T + 1 + phase, … start a window (0 ≤ phase < T): the runner aligns
+            each gate's windows with the samples reaching it, without delaying the spikes.
 
     Ports:
         s_in: InPort ``s_shape``: binary spikes (or counts) for the squeeze.
@@ -54,14 +56,14 @@ class TCJAGate(AbstractProcess):
     """
 
     def __init__(self, *, gate: GateParams | QuantizedGate, s_shape: tuple[int, ...],
-                 x_shape: tuple[int, ...] | None = None, name: str | None = None,
+                 x_shape: tuple[int, ...] | None = None, phase: int = 0, name: str | None = None,
                  log_config: LogConfig | None = None) -> None:
         qgate = gate if isinstance(gate, QuantizedGate) else quantize_gate(gate)
         p = qgate.params
         s_shape = tuple(int(d) for d in s_shape)
         gated_shape = s_shape if x_shape is None else tuple(int(d) for d in x_shape)
         super().__init__(qgate=qgate, s_shape=s_shape, x_shape=x_shape, gated_shape=gated_shape,
-                         name=name, log_config=log_config)
+                         phase=int(phase) % p.T, name=name, log_config=log_config)
         # validated after AbstractProcess.__init__, whose __del__ expects its attributes
         if s_shape[0] != p.C or gated_shape[0] != p.C:
             raise ValueError(f"s_shape and x_shape must start with C = {p.C}, got {s_shape}, {gated_shape}")
