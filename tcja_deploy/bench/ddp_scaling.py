@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import signal
 import statistics
 import subprocess
 import sys
@@ -25,24 +25,27 @@ from typing import Any
 import torch
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run_scaling(case: dict[str, Any], nproc: int, device: str, repeats: int, threads: int, seed: int) -> dict:
+def run_scaling(case: dict[str, Any], nproc: int, device: str, repeats: int, threads: int, seed: int,
+                timeout_s: float = 1800) -> dict:
     """samples/s with 1 and with ``nproc`` processes, and the scaling efficiency."""
     out = {}
     for n in (1, nproc):
         spec = {"case": case, "device": device, "repeats": repeats, "seed": seed}
         env = dict(os.environ, OMP_NUM_THREADS=str(max(1, threads // n)))
-        cmd = [str(Path(sys.executable).with_name("torchrun")), "--nnodes", "1", "--nproc-per-node", str(n),
-               "--master-port", str(_free_port()), "-m", "tcja_deploy.bench.ddp_scaling", json.dumps(spec)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+        # --standalone: torchrun picks a free port for its rendezvous itself
+        cmd = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc-per-node", str(n),
+               "-m", "tcja_deploy.bench.ddp_scaling", json.dumps(spec)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                start_new_session=True)
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise RuntimeError(f"torchrun with {n} process(es) did not finish within {timeout_s} s") from None
         if proc.returncode != 0:
-            raise RuntimeError(f"torchrun with {n} process(es) failed: {proc.stderr.strip().splitlines()[-1:]}")
-        steps = json.loads(proc.stdout.strip().splitlines()[-1])["step_s"]
+            raise RuntimeError(f"torchrun with {n} process(es) failed: {stderr.strip().splitlines()[-1:]}")
+        steps = json.loads(stdout.strip().splitlines()[-1])["step_s"]
         median = statistics.median(steps)
         out[n] = {"processes": n, "threads_per_process": max(1, threads // n), "median_step_s": median,
                   "samples_per_s": case["batch"] / median, "step_s": steps}

@@ -25,8 +25,11 @@ FLAGS = ["--preset", "digits", "--T", "4", "--lr", "0.05", "--batch-size", "8", 
 
 def cli(args: list[str], delay: float = 0.0) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{HERE}", OMP_NUM_THREADS="1", FAKE_ITEM_DELAY=str(delay))
+    # SIGINT back to its default in the child: a test run started in the background (``cmd &`` in a script)
+    # inherits an ignored SIGINT, and Python only turns SIGINT into KeyboardInterrupt when it is not ignored
     return subprocess.Popen([sys.executable, str(HERE / "fake_train_cli.py"), *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def lines(run: Path) -> list[dict]:
