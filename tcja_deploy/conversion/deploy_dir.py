@@ -17,14 +17,17 @@ from tcja_deploy import outputs
 from tcja_deploy.conversion.execute import infer_shapes
 from tcja_deploy.conversion.graph import ConversionError
 from tcja_deploy.errors import UserError, one_line
+from tcja_deploy.models.specs import MAX_T
 
 GRAPH_FILE = "graph.json"
-#: The longest window a deploy directory may declare (time steps per sample).
-MAX_T = 4096
 #: Types of the fields of ``segments[]`` and ``gates[]`` entries that readers use.
 SEGMENT_KEYS = {"index": int, "file": str, "input_from": str, "input_payload_bits": int, "nodes": list, "layers": list}
 GATE_KEYS = {"index": int, "node": str, "file": str, "squeeze_from": str, "mode": str, "payload_bits": int,
              "s_shape": list, "x_shape": list}
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path: Path) -> str:
@@ -136,8 +139,8 @@ def read_deploy(deploy_dir: str | Path, require_complete: bool = True) -> Deploy
         raise UserError(f"{deploy_dir}: not a deploy directory (no {GRAPH_FILE}); run python -m tcja_deploy.convert "
                         f"first")
     try:
-        text = path.read_text()
-        doc = json.loads(text)
+        data = path.read_bytes()
+        doc = json.loads(data)
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: cannot read it ({e.__class__.__name__})") from None
     except json.JSONDecodeError as e:
@@ -168,5 +171,5 @@ def read_deploy(deploy_dir: str | Path, require_complete: bool = True) -> Deploy
             if unknown:
                 raise UserError(f"{path}: {key}[{i}] names node(s) {unknown} that the graph lacks")
     deploy = Deploy(deploy_dir, doc, graph)
-    deploy.loaded[GRAPH_FILE] = sha256_file(path)
+    deploy.loaded[GRAPH_FILE] = _sha256(data)  # the bytes parsed above, not a second read
     return deploy

@@ -394,7 +394,7 @@ class Dropout(_Node):
         return None
 
 
-def _check_gate_weights(node, channels_of_tla: bool = True) -> None:
+def _check_gate_weights(node) -> None:
     _array(node, "w_tla", 3)
     _array(node, "w_cla", 3)
     if node.w_tla.shape[0] != node.w_tla.shape[1]:
@@ -784,7 +784,7 @@ def encode_array(a: np.ndarray) -> dict[str, Any]:
 
 
 _ARRAY_DTYPES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                 "uint64", "bool", "<U6", "<U9"}
+                 "uint64", "bool"}  # and unicode strings "<U…" (a gate's mode)
 
 
 def decode_array(d: dict[str, Any]) -> np.ndarray:

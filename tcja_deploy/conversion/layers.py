@@ -80,11 +80,6 @@ def payload_bits(graph: g.Graph, name: str) -> int:
     return int(graph.nodes[names[i]].emitted_bits())
 
 
-def synaptic_hops(graph: g.Graph, nodes: list[str]) -> int:
-    """Synaptic hops (one Lava step each) through these nodes."""
-    return sum(graph.nodes[n].category == "synapse" for n in nodes)
-
-
 def plan_timing(graph: g.Graph, segs: list[dict], gates: list[dict]) -> dict:
     """Lava's clock for a deploy directory, from the hop structure alone: the lag of every layer output
     (1-based Lava step at which sample 0, step 0 leaves it) and each gate's window phase (its windows

@@ -143,8 +143,7 @@ def layer_activities(graph: g.Graph, inputs: dict[str, np.ndarray], outputs: dic
         else:
             syn = graph.nodes[layer.synapse]
             kw["weight"] = None if layer.kind == "pool" else np.asarray(syn.weight)
-            kw["stride"], kw["padding"] = int(syn.stride if hasattr(syn, "stride") else 1), \
-                int(syn.padding if hasattr(syn, "padding") else 0)
+            kw["stride"], kw["padding"] = int(getattr(syn, "stride", 1)), int(getattr(syn, "padding", 0))
         layers.append(LayerActivity(name=layer.name, kind=layer.kind, in_shape=tuple(shapes[layer.input_from]),
                                     out_shape=tuple(shapes[layer.neuron]), input_spikes=inputs[layer.name],
                                     output_spikes=outputs[layer.name],

@@ -74,17 +74,14 @@ class EmulatorBackend:
                        batch_size=self.chunk_size, record=True, backend=self.name)
 
 
-def check_lava_files(deploy: Deploy) -> None:
-    """Open every NetX segment and gate file the Lava backends load, before any work (one line if one is bad)."""
+def lava_files(deploy: Deploy) -> list[str]:
+    """graph.json, the NetX segment files and the gate files of a deploy directory, each opened and checked
+    first (one line if one is bad): the Lava backends load all of them."""
     for seg in deploy.segments:
         if seg.get("file"):
             deploy.check_segment_file(seg["file"])
     for gate in deploy.gates:
         deploy.gate_arrays(gate["file"])
-
-
-def lava_files(deploy: Deploy) -> list[str]:
-    """graph.json, the NetX segment files and the gate files of a deploy directory."""
     return [GRAPH_FILE] + [s["file"] for s in deploy.segments if s.get("file")] + [g["file"] for g in deploy.gates]
 
 
@@ -101,7 +98,6 @@ class LavaSimBackend:
         import_lava_runtime()
 
     def files(self, deploy: Deploy) -> list[str]:
-        check_lava_files(deploy)
         return lava_files(deploy)
 
     def run(self, deploy: Deploy, frames: np.ndarray, labels: np.ndarray) -> NetworkActivity:

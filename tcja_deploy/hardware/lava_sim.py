@@ -69,9 +69,8 @@ class _Builder:
 
     def __init__(self, deploy: Deploy, tag: str):
         self.deploy, self.graph, self.tag = deploy, deploy.graph, tag
-        graph = deploy.graph
-        self.T = int(graph.meta["T"])
-        self.shapes = infer_shapes(graph)
+        self.T = int(self.graph.meta["T"])
+        self.shapes = infer_shapes(self.graph)
         self.probes: list[tuple] = []  # (layer name, extractor, port, lag, shape CHW, port is WHC)
         self.keep = []  # every process, so none is garbage collected before the run
 
@@ -138,7 +137,6 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
     src = RingBuffer(data=data)
     b.keep.append(src)
     prev_port = src.s_out  # in Lava layout
-    prev_shape = seq.shape[1:]  # CHW / F
 
     seg_layers: dict[str, tuple] = {}  # neuron node name → (out port WHC, shape CHW)
     for k, seg in enumerate(segs):
@@ -159,8 +157,7 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
             gate = gates[k]
             out_port, out_shape = layer_ports[-1][2], layer_ports[-1][3]
             prev_port = _gate(b, graph, gate, out_port, out_shape, seg_layers, tag, timing["phases"][gate["node"]])
-            prev_shape = tuple(gate["x_shape"])
-            b.probe(gate["node"], prev_port, lags[gate["node"]], prev_shape, steps, whc=False)
+            b.probe(gate["node"], prev_port, lags[gate["node"]], tuple(gate["x_shape"]), steps, whc=False)
 
     from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
 

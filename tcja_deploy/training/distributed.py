@@ -117,15 +117,6 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
-def broadcast_flag(ctx: DistContext, value: bool) -> bool:
-    """Rank 0's ``value`` on every rank."""
-    if ctx.backend is None:
-        return value
-    t = torch.tensor([int(value)], dtype=torch.int64, device=_reduce_device(ctx))
-    dist.broadcast(t, src=0)
-    return bool(t.item())
-
-
 def _reduce_device(ctx: DistContext) -> torch.device:
     return torch.device("cuda", ctx.local_rank) if ctx.backend == "nccl" else torch.device("cpu")
 

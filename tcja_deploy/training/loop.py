@@ -214,8 +214,8 @@ def _compiled(model: TCJASNN, enabled: bool) -> torch.nn.Module:
 
 def _restore(state: TrainState, path: Path, model: TCJASNN, optimizer: torch.optim.Optimizer,
              scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.cuda.amp.GradScaler) -> None:
-    """Load a checkpoint into freshly built objects; a checkpoint that does not fit raises UserError."""
-    checkpoint.check_state_matches(model, state.model, path)
+    """Load a checkpoint into freshly built objects (``prepare`` checked that its weights and optimizer state
+    fit the model); a scheduler or scaler state that does not load raises UserError."""
     model.load_state_dict(state.model)
     try:
         optimizer.load_state_dict(state.optimizer)
@@ -320,8 +320,7 @@ def train(config: TrainConfig, *, progress: bool = True, log: Log = _stderr) -> 
         log: receives one line per epoch and warnings (default: stderr; rank 0 only).
     """
     ctx = D.context_from_env()
-    config, restarted_fresh = _after_restart(config, ctx)
-    plan = prepare(config, stranded_ok=restarted_fresh)
+    plan = prepare(_after_restart(config, ctx))
     D.check_batch(ctx, int(plan.config.batch_size))  # type: ignore[arg-type]
     plan = _rank_device(plan, ctx)
     ctx = D.init_process_group(ctx, plan.device)
@@ -354,15 +353,13 @@ def _train_locked(plan: RunPlan, progress: bool, log: Log, ctx: D.DistContext, c
         raise
 
 
-def _after_restart(config: TrainConfig, ctx: D.DistContext) -> tuple[TrainConfig, bool]:
-    """A group torchrun restarted continues its own run: from its checkpoint (→ a resume), or, when no epoch
-    had completed, from the start over the config it had written (→ True: that config.json may be replaced)."""
+def _after_restart(config: TrainConfig, ctx: D.DistContext) -> TrainConfig:
+    """A group torchrun restarted continues its own run from its checkpoint (a resume); when no epoch had
+    completed, the new run takes over the run directory (:func:`tcja_deploy.training.plan.stranded`)."""
     if ctx.restart == 0 or config.resume is not None or config.out is None:
-        return config, False
+        return config
     out = Path(config.out)
-    if (out / STATE_FILE).is_file():
-        return replace(config, resume=str(out)), False
-    return config, True
+    return replace(config, resume=str(out)) if (out / STATE_FILE).is_file() else config
 
 
 def _rank_device(plan: RunPlan, ctx: D.DistContext) -> RunPlan:

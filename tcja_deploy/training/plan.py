@@ -85,11 +85,10 @@ def stranded(run_dir: Path) -> bool:
         (run_dir / name).exists() for name in (STATE_FILE, checkpoint.MODEL_FILE, checkpoint.METRICS_FILE))
 
 
-def _check_free(run_dir: Path, stranded_ok: bool = False) -> None:
+def _check_free(run_dir: Path) -> None:
     """``--out`` holds no run (a run that completed no epoch is taken over, see :func:`stranded`)."""
     outputs.check_out_dir(run_dir, "run")
-    stranded_ok = stranded_ok or stranded(run_dir)
-    names = [n for n in RUN_FILES if not (stranded_ok and n == checkpoint.CONFIG_FILE)]
+    names = [n for n in RUN_FILES if not (n == checkpoint.CONFIG_FILE and stranded(run_dir))]
     taken = [name for name in names if (run_dir / name).exists()]
     if taken:
         raise UserError(f"--out {run_dir}: already holds a run ({taken[0]}); continue it with --resume {run_dir} "
@@ -136,11 +135,11 @@ def _load_data(config: TrainConfig, model_config: ModelConfig, name: str, resume
     return data, model_config
 
 
-def _prepare_new(config: TrainConfig, device: torch.device, stranded_ok: bool = False) -> RunPlan:
+def _prepare_new(config: TrainConfig, device: torch.device) -> RunPlan:
     config = resolve(config)
     preset = load_preset(config.preset, config.T)  # type: ignore[arg-type]
     run_dir = Path(config.out) if config.out else default_run_dir(preset.model.preset)
-    _check_free(run_dir, stranded_ok)
+    _check_free(run_dir)
     model = reference_recipe(preset).apply(preset.model) if config.recipe == "reference" else preset.model
     check_memory(model, int(config.batch_size), device)  # type: ignore[arg-type]
     data, model_config = _load_data(config, model, dataset_name(preset, config.encoding), resumed=False)
@@ -184,13 +183,10 @@ def _check_state_fits(state: TrainState, model_config: ModelConfig, path: Path) 
     check_optimizer_state(state.optimizer, model, path)
 
 
-def prepare(config: TrainConfig, stranded_ok: bool = False) -> RunPlan:
-    """Validate ``config``, load the data and (on ``--resume``) the checkpoint; write nothing.
-
-    ``stranded_ok``: ``--out`` may hold the config.json of a run that completed no epoch (torchrun restarted
-    it); the new run replaces it."""
+def prepare(config: TrainConfig) -> RunPlan:
+    """Validate ``config``, load the data and (on ``--resume``) the checkpoint; write nothing."""
     validate(config)
     if config.preset is not None:
         load_preset(config.preset)  # an unknown preset is reported first, with or without --resume
     device = resolve_device(config.device)
-    return _prepare_resume(config, device) if config.resume else _prepare_new(config, device, stranded_ok)
+    return _prepare_resume(config, device) if config.resume else _prepare_new(config, device)
