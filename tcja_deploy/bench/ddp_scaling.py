@@ -12,9 +12,11 @@ as the all-reduce waits for it).
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -32,8 +34,10 @@ def run_scaling(case: dict[str, Any], nproc: int, device: str, repeats: int, thr
     for n in (1, nproc):
         spec = {"case": case, "device": device, "repeats": repeats, "seed": seed}
         env = dict(os.environ, OMP_NUM_THREADS=str(max(1, threads // n)))
-        # --standalone: torchrun picks a free port for its rendezvous itself
-        cmd = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc-per-node", str(n),
+        # a static rendezvous on loopback: --standalone (c10d) hands the workers this machine's host name as
+        # MASTER_ADDR, and on a machine whose host name does not resolve they wait for the whole timeout
+        cmd = [str(Path(sys.executable).with_name("torchrun")), "--nnodes", "1", "--nproc-per-node", str(n),
+               "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
                "-m", "tcja_deploy.bench.ddp_scaling", json.dumps(spec)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                 start_new_session=True)
@@ -54,14 +58,24 @@ def run_scaling(case: dict[str, Any], nproc: int, device: str, repeats: int, thr
             "backend": "nccl" if device.startswith("cuda") else "gloo"}
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for torchrun's rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _worker(spec: dict[str, Any]) -> None:
     import torch.distributed as dist
 
     from tcja_deploy.bench import train_step
     from tcja_deploy.models.network import TCJASNN, rate_loss
+    from tcja_deploy.training.distributed import use_loopback_if_single_node
 
     cuda = spec["device"].startswith("cuda")
-    dist.init_process_group("nccl" if cuda else "gloo")
+    if not cuda:
+        use_loopback_if_single_node()
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(minutes=5))
     rank, world = dist.get_rank(), dist.get_world_size()
     device = torch.device("cuda", int(os.environ["LOCAL_RANK"])) if cuda else torch.device("cpu")
     if cuda:

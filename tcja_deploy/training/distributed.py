@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import socket
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -101,9 +102,35 @@ def init_process_group(ctx: DistContext, device: torch.device) -> DistContext:
     if ctx.world_size == 1 and "WORLD_SIZE" not in os.environ:
         return ctx
     backend = "nccl" if device.type == "cuda" else "gloo"
+    if backend == "gloo":
+        use_loopback_if_single_node()
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
     return DistContext(ctx.rank, ctx.local_rank, ctx.world_size, backend, ctx.restart)
+
+
+def loopback_interface() -> str | None:
+    """The name of this machine's loopback network interface (``lo`` on Linux, ``lo0`` on macOS), if any."""
+    try:
+        names = [name for _, name in socket.if_nameindex()]
+    except OSError:
+        return None
+    return next((name for name in names if name.startswith("lo")), None)
+
+
+def use_loopback_if_single_node() -> None:
+    """Let gloo talk over loopback when every rank runs on this machine.
+
+    Without ``GLOO_SOCKET_IFNAME`` gloo binds the address that this machine's host name resolves to; on a
+    machine whose host name does not resolve (a container, a CI runner without DNS) its connect then waits
+    for the whole process-group timeout. When ``LOCAL_WORLD_SIZE`` equals ``WORLD_SIZE`` (one node) the
+    loopback interface always works; a value the user set is kept, and multi-node jobs are left alone.
+    """
+    if "GLOO_SOCKET_IFNAME" in os.environ or os.environ.get("LOCAL_WORLD_SIZE") != os.environ.get("WORLD_SIZE"):
+        return
+    name = loopback_interface()
+    if name is not None:
+        os.environ["GLOO_SOCKET_IFNAME"] = name
 
 
 def shutdown(ctx: DistContext) -> None:
