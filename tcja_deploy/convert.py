@@ -22,6 +22,9 @@ def parser() -> argparse.ArgumentParser:
                    help=f"one of: {', '.join(TARGETS)} (default loihi2)")
     p.add_argument("--lava-samples", type=int, default=16,
                    help="test samples run on the Lava simulator (0: none; default 16)")
+    p.add_argument("--gate", choices=("neurocore", "host"), default="neurocore",
+                   help="loihi2: where the TCJA gates run: neurocore (standard Lava processes on neuro cores, "
+                        "default) or host (our Python process, in lock-step with the chip)")
     p.add_argument("--device", default="cpu", help="torch device of the float model and the emulator (default cpu)")
     return p
 
@@ -48,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     from tcja_deploy.conversion.deploy import convert
     from tcja_deploy.hardware.verify import lava_check
 
-    fid = convert(args.run, args.out, args.target, args.lava_samples, args.device, lava_check=lava_check)
+    fid = convert(args.run, args.out, args.target, args.lava_samples, args.device, lava_check=lava_check,
+                  gate_placement=args.gate)
     print(fidelity.format_table(fid))
     print(f"wrote {args.out} in {fid['seconds']['total']:.1f} s")
     return 0

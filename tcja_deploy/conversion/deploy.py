@@ -199,7 +199,8 @@ def write_artifacts(graph: g.Graph, onnx_graph: g.Graph, target: Target, run_dir
 # ---------------------------------------------------------------------------------------- convert
 def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samples: int = 16,
             device: str = "cpu", log: Callable[[str], None] = print,
-            gate_payload_bits: Optional[int] = None, lava_check: Optional[LavaCheck] = None) -> dict:
+            gate_payload_bits: Optional[int] = None, lava_check: Optional[LavaCheck] = None,
+            gate_placement: str = "neurocore") -> dict:
     """Convert ``run_dir`` for ``target_name`` into ``out_dir`` (atomically); returns the fidelity dict.
 
     ``lava_check`` runs the first ``lava_samples`` test samples on Lava and compares them with the emulator
@@ -217,7 +218,9 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
     seconds["load"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    options = {"gate_payload_bits": gate_payload_bits} if gate_payload_bits else {}
+    options: dict = {"gate_payload_bits": gate_payload_bits} if gate_payload_bits else {}
+    if target_name == "loihi2":
+        options["gate_placement"] = gate_placement
     try:
         float_graph = build_graph(model)
         target = get_target(target_name, x_cal, **options)
@@ -227,7 +230,8 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
     onnx_graph = run_passes(get_target("onnx"), float_graph)
     seconds["passes"] = time.perf_counter() - t
 
-    fid: dict = {"data": data_info, "target": target.name, "T": int(model.config.T)}
+    fid: dict = {"data": data_info, "target": target.name, "T": int(model.config.T),
+                 "gate_placement": gate_placement if target_name == "loihi2" else None}
     with atomic.atomic_dir(out_dir) as tmp:
         try:
             _, _, latency, _ = write_artifacts(graph, onnx_graph, target, run_dir, tmp, x_test[:, :2], seconds,

@@ -90,7 +90,7 @@ class Deploy:
 
         import numpy as np
 
-        from tcja_deploy.conversion.graph import QGATE_PARAM_KEYS
+        from tcja_deploy.conversion.graph import NC_GATE_PARAM_KEYS, QGATE_PARAM_KEYS
 
         p = self.path(name)
         try:
@@ -98,7 +98,8 @@ class Deploy:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise UserError(f"{p}: not a gate file this version reads ({type(e).__name__}: {one_line(e)})") from None
-        missing = [k for k in QGATE_PARAM_KEYS if k not in arrays]
+        neurocore = "placement" in arrays and str(arrays["placement"]) == "neurocore"
+        missing = [k for k in (NC_GATE_PARAM_KEYS if neurocore else QGATE_PARAM_KEYS) if k not in arrays]
         if missing:
             raise UserError(f"{p}: gate file lacks {missing}")
         return arrays

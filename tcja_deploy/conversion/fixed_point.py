@@ -12,8 +12,9 @@ These are slayer's quantized CUBA forward (docs/DESIGN.md §3) plus the limits s
       v ← clip24( trunc(v·(4096 − v_decay) / 4096) + u + (bias << 6) )
       spike = v > vth_mant << 6;  v ← 0 where spike
 
-- gate: :func:`tcja_deploy.conversion.gate_math.gate_fixed_torch` on the per-(t, c) spike counts of
-  the squeezed spikes; payload = spike · code.
+- gate: the per-(t, c) spike counts of the squeezed spikes through the neuro-core stages
+  (:func:`tcja_deploy.conversion.neurocore_gate.gate_codes`) or the host gate
+  (:func:`tcja_deploy.conversion.gate_math.gate_fixed_torch`); payload = spike · code.
 
 Payload tensors are integer-valued float64; synapse outputs are int64. Each sample starts from zero
 state (the chip's neurons reset at every window of T steps).
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tcja_deploy.conversion import gate_math
+from tcja_deploy.conversion import gate_math, neurocore_gate
 from tcja_deploy.conversion import graph as g
 from tcja_deploy.conversion import loihi2 as L
 from tcja_deploy.conversion.recurrence import cuba_recurrence
@@ -93,9 +94,13 @@ def spike_counts(s: torch.Tensor) -> torch.Tensor:
 
 
 def gate_fixed(x: torch.Tensor, s: torch.Tensor, node: g.QGate) -> torch.Tensor:
-    """Gated payloads [T, N, C, H', W']: binary x times the code of the gate computed from s's counts."""
-    q = gate_math.QuantizedGate.from_arrays(node.params)
-    codes = gate_math.gate_fixed_torch(spike_counts(s), q)  # [N, T, C] int64
+    """Gated payloads [T, N, C, H', W']: binary x times the code of the gate computed from s's counts
+    (neuro-core stages or the host gate, by the node's ``placement``)."""
+    if node.placement == "neurocore":
+        codes = neurocore_gate.gate_codes(spike_counts(s).to(torch.int64), neurocore_gate.NeurocoreGate.from_arrays(
+            node.params))
+    else:
+        codes = gate_math.gate_fixed_torch(spike_counts(s), gate_math.QuantizedGate.from_arrays(node.params))
     return x * codes.permute(1, 0, 2).to(torch.float64)[..., None, None]
 
 

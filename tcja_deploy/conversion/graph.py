@@ -34,6 +34,7 @@ from typing import Any, ClassVar, Iterable, Optional, Union
 import numpy as np
 
 from tcja_deploy.conversion import loihi2 as L
+from tcja_deploy.conversion.neurocore_gate import PARAM_KEYS as NC_PARAM_KEYS
 
 FORMAT = "tcja_deploy.graph/1"
 GATE_MODES = ("window", "streaming")
@@ -609,17 +610,24 @@ class QCubaLIF(_Node):
         return tuple(in_shape)
 
 
-#: Keys of a ``q_gate``'s ``params`` (``gate_math.QuantizedGate.to_arrays()``).
+#: Keys of a host ``q_gate``'s ``params`` (``gate_math.QuantizedGate.to_arrays()``).
 QGATE_PARAM_KEYS = ("T", "C", "H", "W", "mode", "w_tla", "w_cla", "weight_bits", "w_tla_q", "w_cla_q",
                     "w_tla_scale", "w_cla_scale", "frac_bits", "tla_mult", "tla_shift", "cla_mult", "cla_shift",
                     "lut_bits", "lut_range", "lut", "payload_bits")
+#: Keys of a neuro-core ``q_gate``'s ``params`` (``neurocore_gate.NeurocoreGate.to_arrays()``).
+NC_GATE_PARAM_KEYS = NC_PARAM_KEYS
+#: Where a fixed-point gate runs: ``"neurocore"`` (standard Lava processes, neurocore_gate.py) or ``"host"``
+#: (our Python process, gate_math.py).
+GATE_PLACEMENTS = ("neurocore", "host")
 
 
 @node_type
 @dataclass(frozen=True, eq=False)
 class QGate(_Node):
-    """The gate in fixed point: integer parameters of :mod:`tcja_deploy.conversion.gate_math` in ``params``;
-    height × width is the squeezed map; output payload = spike × code, one code unit = ``payload_scale``."""
+    """The gate in fixed point; height × width is the squeezed map; output payload = spike × code, one code
+    unit = ``payload_scale``. ``placement`` ``"neurocore"``: the integer stages of
+    :mod:`tcja_deploy.conversion.neurocore_gate` in ``params``; ``"host"``: those of
+    :mod:`tcja_deploy.conversion.gate_math`."""
 
     T: int
     channels: int
@@ -630,6 +638,7 @@ class QGate(_Node):
     payload_scale: float
     params: dict = field(default_factory=dict)
     squeeze_from: Optional[str] = None
+    placement: str = "host"
     kind: ClassVar[str] = "q_gate"
     category: ClassVar[str] = "gate"
     fixed_point: ClassVar[bool] = True
@@ -640,12 +649,14 @@ class QGate(_Node):
         _choice(self, "mode", GATE_MODES)
         _int(self, "payload_bits", 1, L.MAX_PAYLOAD_BITS)
         _float(self, "payload_scale", 0.0, open_lo=True)
+        _choice(self, "placement", GATE_PLACEMENTS)
         if not isinstance(self.params, dict):
             raise _fail(self, "params", "must be an object of gate arrays")
-        missing = [k for k in QGATE_PARAM_KEYS if k not in self.params]
+        keys = NC_GATE_PARAM_KEYS if self.placement == "neurocore" else QGATE_PARAM_KEYS
+        missing = [k for k in keys if k not in self.params]
         if missing:
             raise _fail(self, "params", f"lacks {missing}")
-        for key in QGATE_PARAM_KEYS:
+        for key in keys:
             a = np.asarray(self.params[key])
             if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
                 raise _fail(self, "params", f"{key!r} holds NaN or infinite values")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from tcja_deploy.conversion import graph as g
+from tcja_deploy.conversion import neurocore_gate
 from tcja_deploy.conversion.graph import ConversionError
 
 
@@ -25,8 +26,8 @@ class Layer:
         synapse: the synapse node, None for a gate.
         neuron: the node whose output is the layer's output (the neuron after the synapse, or the gate).
         input_from: the node whose output feeds the layer (flattens are nodes too).
-        latency_steps: steps the layer adds between input and output (1 per synaptic hop; T for a window
-            gate, 0 streaming).
+        latency_steps: steps the layer adds between input and output (1 per synaptic hop; a gate:
+            :func:`gate_latency`).
         squeeze_layer: for a gate that squeezes another layer's output (``squeeze_from``), that layer's
             name; None otherwise.
     """
@@ -61,8 +62,27 @@ def layer_plan(graph: g.Graph) -> list[Layer]:
                     raise ConversionError(f"node {name!r} ({node.kind}): squeeze_from {node.squeeze_from!r} is not "
                                           f"the output of an earlier layer")
                 squeeze = by_neuron[node.squeeze_from]
-            plan.append(Layer(name, "gate", None, name, names[i - 1], T if node.mode == "window" else 0, squeeze))
+            plan.append(Layer(name, "gate", None, name, names[i - 1], gate_latency(graph, name), squeeze))
     return plan
+
+
+def squeeze_skew(graph: g.Graph, gate_name: str) -> int:
+    """Synaptic hops between the spikes a gate squeezes and the spikes it scales (1 behind an OR max pool)."""
+    node, names = graph.nodes[gate_name], graph.names
+    if node.squeeze_from is None:
+        return 0
+    lo, hi = names.index(node.squeeze_from), names.index(gate_name)
+    return sum(1 for n in names[lo + 1:hi] if graph.nodes[n].category == "synapse")
+
+
+def gate_latency(graph: g.Graph, gate_name: str) -> int:
+    """Steps a gate adds on Lava's clock: host process T (window) or 0 (streaming); neuro-core sub-network
+    :func:`tcja_deploy.conversion.neurocore_gate.latency_steps`."""
+    node = graph.nodes[gate_name]
+    T = int(graph.meta.get("T", 1))
+    if getattr(node, "placement", "host") == "neurocore":
+        return neurocore_gate.latency_steps(node.mode, T, squeeze_skew(graph, gate_name))
+    return T if node.mode == "window" else 0
 
 
 def latency_steps(graph: g.Graph) -> int:
@@ -109,5 +129,5 @@ def plan_timing(graph: g.Graph, segs: list[dict], gates: list[dict]) -> dict:
             gate = gates[k]
             g_in = lag_in + hop
             phases[gate["node"]] = (g_in - 1) % T
-            lags[gate["node"]] = g_in + (T if gate["mode"] == "window" else 0)
+            lags[gate["node"]] = g_in + gate_latency(graph, gate["node"])
     return {"pad": 0, "lags": lags, "delays": {}, "phases": phases}

@@ -85,7 +85,8 @@ def segments(graph: g.Graph) -> list[dict]:
 
 def gates(graph: g.Graph) -> list[dict]:
     """The gates of a fixed-point graph: ``{"index", "node", "file", "squeeze_from", "s_shape", "x_shape",
-    "mode", "payload_bits"}``; ``s_shape`` is what the gate squeezes, ``x_shape`` what it scales."""
+    "mode", "payload_bits", "placement"}``; ``s_shape`` is what the gate squeezes, ``x_shape`` what it scales;
+    ``placement`` ``"neurocore"`` | ``"host"`` (fixed point), None for a float gate."""
     shapes, ins = infer_shapes(graph), input_shapes(graph)
     out = []
     for name, node in graph.items():
@@ -94,7 +95,8 @@ def gates(graph: g.Graph) -> list[dict]:
             src = node.squeeze_from or names[names.index(name) - 1]
             out.append({"index": len(out), "node": name, "file": f"gate_{len(out)}.npz", "squeeze_from": src,
                         "s_shape": list(shapes[src]), "x_shape": list(ins[name]), "mode": node.mode,
-                        "payload_bits": getattr(node, "payload_bits", None)})
+                        "payload_bits": getattr(node, "payload_bits", None),
+                        "placement": getattr(node, "placement", None)})
     return out
 
 

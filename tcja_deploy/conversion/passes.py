@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from tcja_deploy.conversion import gate_math
+from tcja_deploy.conversion import gate_math, neurocore_gate
 from tcja_deploy.conversion import graph as g
 from tcja_deploy.conversion.execute import cuba, infer_shapes, input_shapes, run_node
 from tcja_deploy.conversion.graph import ConversionError
@@ -311,15 +311,17 @@ def quantize_synapse_neuron(syn: g.Node, neuron: g.CubaLIF, input_scale: float, 
 
 
 def quantize_loihi2(graph: g.Graph, calibration: Optional[dict] = None, gate_payload_bits: int = GATE_PAYLOAD_BITS,
-                    gate_weight_bits: int = 8) -> g.Graph:
+                    gate_weight_bits: int = 8, gate_placement: str = "neurocore") -> g.Graph:
     """Float CUBA graph → Loihi 2 fixed point: q_input, q_conv2d / q_linear + q_cuba_lif, q_gate; a host
     ``readout`` keeps its float weights and records the value of one input payload unit (``input_scale``).
 
     Args:
         calibration: from :func:`calibrate` (input range; per-layer current range). None: binary input
             and worst-case state bounds.
-        gate_payload_bits, gate_weight_bits: the gates' graded-spike payload and weight widths
+        gate_payload_bits, gate_weight_bits: the host gates' graded-spike payload and weight widths
             (:func:`tcja_deploy.conversion.gate_math.quantize_gate`).
+        gate_placement: ``"neurocore"`` (the gate as standard Lava processes,
+            :func:`tcja_deploy.conversion.neurocore_gate.quantize_neurocore`; 8-bit payload) or ``"host"``.
     """
     items = list(graph.items())
     shapes = infer_shapes(graph)
@@ -359,13 +361,25 @@ def quantize_loihi2(graph: g.Graph, calibration: Optional[dict] = None, gate_pay
             c, h, w = shapes[src]
             params = gate_math.GateParams(T=int(graph.meta["T"]), C=c, H=h, W=w, w_tla=node.w_tla,
                                           w_cla=node.w_cla, mode=node.mode)
-            q = gate_math.quantize_gate(params, weight_bits=gate_weight_bits, payload_bits=gate_payload_bits)
             if in_shapes[name][0] != c:
                 raise ConversionError(f"node {name!r} (gate): channels differ between its input and {src!r}")
+            if gate_placement == "neurocore":
+                try:
+                    q = neurocore_gate.quantize_neurocore(params)
+                except neurocore_gate.GatePlacementError as e:
+                    raise ConversionError(f"node {name!r} (gate, T={params.T}, C={c}, {h}×{w}) cannot run on neuro "
+                                          f"cores: {e}; use --gate host") from None
+                scale = q.payload_scale
+            elif gate_placement == "host":
+                q = gate_math.quantize_gate(params, weight_bits=gate_weight_bits, payload_bits=gate_payload_bits)
+                scale = q.gate_scale
+            else:
+                raise ConversionError(f"gate placement {gate_placement!r}: choose one of {g.GATE_PLACEMENTS}")
             out.append((name, g.QGate(T=params.T, channels=c, height=h, width=w, mode=node.mode,
-                                      payload_bits=q.payload_bits, payload_scale=q.gate_scale,
-                                      params=q.to_arrays(), squeeze_from=node.squeeze_from)))
-            scale, bits, xmax = q.gate_scale, q.payload_bits, float(q.payload_max)
+                                      payload_bits=q.payload_bits, payload_scale=scale,
+                                      params=q.to_arrays(), squeeze_from=node.squeeze_from,
+                                      placement=gate_placement)))
+            bits, xmax = q.payload_bits, float(q.payload_max)
             i += 1
         elif isinstance(node, g.Readout):  # host side: float weights on the payloads' float value
             out.append((name, g.evolve(node, input_scale=float(scale) * float(node.input_scale))))

@@ -1,0 +1,382 @@
+"""The TCJA gate rewritten for neuro cores: integer stages that Lava's standard processes compute.
+
+``--gate neurocore`` places every stage of the gate on neuro cores as a sub-network of lava-nc 0.10
+standard processes (the builder is :mod:`tcja_deploy.hardware.lava_gate`). This module fixes the
+arithmetic of each stage, exactly as those processes' ``fixed_pt`` models compute it (read from
+lava-nc 0.10.0's ``lava/proc/{sparse,graded,prodneuron,lif}/models.py`` and ``lava/utils/weightutils.py``),
+and runs it in numpy or torch for the emulator. Layout: counts ``[..., T, C]`` (T steps of a window, C
+channels); a *row* is one (t, c) pair, flattened as ``t·C + c``.
+
+Stages of one window (``>>`` is an arithmetic shift, i.e. floor division by a power of two):
+
+1. **squeeze** (``Sparse`` C·H·W → C, weight 1, ``weight_exp = −r``; ``GradedVec``):
+   ``sq[t, c] = counts[t, c] >> r``, with ``r`` chosen so that ``sq ≤ 2^8``.
+2. **select** (``ProdNeuron``, fan-out ``Sparse`` C → T·C times a phase pulse through ``DelaySparse``):
+   row (t', c) carries ``sq[t', c]`` at the step of window step t', zero at every other step.
+3. **CLA and TLA** (two ``DelaySparse`` T·C → T·C, mixed-sign 8-bit weights ``2·q`` (Loihi keeps even
+   values only), ``weight_exp = −(1 + shift)``; the delay ``v_t − t'`` makes every source step arrive at
+   the step ``v_t`` of row t, ``v_t = T − 1`` in window mode, ``t`` in streaming mode)::
+
+       A[t, c] = Σ_t' ( Σ_c' Mcla[t, c, t', c'] · sq[t', c'] ) >> a_shift
+       B[t, c] = Σ_t' ( Σ_c' Mtla[t, c, t', c'] · sq[t', c'] ) >> b_shift
+
+   (Lava shifts each delay slot's sum, i.e. once per source step t'.) ``M`` are the 1-D convolutions of
+   :mod:`gate_math` written as matrices over rows, with int8 kernels ``q ∈ [−127, 127]``.
+4. **fuse** (``ProdNeuron``, the two branches on its two inputs): ``P = (A · B) >> prod_shift``.
+   Bounds (checked here on the worst case, all counts = H·W): ``|A|, |B| < 2^15`` (the Python model
+   multiplies in int32) and ``|P| + max|K| ≤ 2^15``.
+5. **sigmoid** as a piecewise-linear sum (``GradedReluVec`` n·T·C, knots injected by the phase pulse;
+   ``GradedVec`` T·C summing 8-bit slopes)::
+
+       R[j] = max(0, P − K[j]),  K[j] = knot_mant[j] << knot_exp
+       G    = Σ_j slope[j] · R[j] + 2^(out_shift − 1)
+
+   The knots interpolate the sigmoid at ``x_j`` (:data:`KNOTS_X`, 0 at the first, 1 at the last);
+   ``Σ slope = 0``, so G is flat outside the knots.
+6. **replay and scale** (``DelaySparse`` T·C → C with delay per row, ``Sparse`` broadcast C → C·H'·W',
+   ``ProdNeuron`` per gated position; the spikes x are held by an identity ``DelaySparse``)::
+
+       payload = (x · G) >> out_shift ∈ [0, 2^8 − 1],   gate value = payload / (2^8 − 1)
+
+The training side can use the same function (:func:`pwl_sigmoid`, ``--gate-function pwl``) so a model
+is trained for what the chip computes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tcja_deploy.conversion.gate_math import GateParams, same_padding, tla_padding
+
+#: Sigmoid knots (in units of the gate's input CLA ⊙ TLA): 13 knots, 1 apart.
+KNOTS_X = tuple(float(x) for x in range(-6, 7))
+#: Widths of the chip's datapath (Loihi 2 graded spikes: 24-bit signed; Lava's ProdNeuron: int32 product).
+SIGNED24 = 1 << 23
+BRANCH_LIMIT = 1 << 15
+RELU_LIMIT = 1 << 15
+PAYLOAD_BITS = 8
+#: Lava's delay limit (NetX: 62; DelaySparse's model accepts 63).
+MAX_DELAY = 62
+
+
+class GatePlacementError(ValueError):
+    """The gate cannot be placed on neuro cores (a limit of the datapath); the message names the limit."""
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
+
+
+def knot_values(knots: tuple[float, ...] = KNOTS_X) -> np.ndarray:
+    """Gate values at the knots: 0 at the first, 1 at the last, the sigmoid in between."""
+    v = _sigmoid(np.asarray(knots))
+    v[0], v[-1] = 0.0, 1.0
+    return v
+
+
+def pwl_sigmoid(x, knots: tuple[float, ...] = KNOTS_X):
+    """The chip's sigmoid in float (torch or numpy): linear between :func:`knot_values`, flat outside."""
+    values = knot_values(knots)
+    try:
+        import torch
+
+        if isinstance(x, torch.Tensor):
+            out = torch.full_like(x, float(values[0]))
+            for j in range(len(knots) - 1):
+                slope = (values[j + 1] - values[j]) / (knots[j + 1] - knots[j])
+                out = out + slope * (torch.clamp(x, knots[j], knots[j + 1]) - knots[j])
+            return out
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return np.interp(np.asarray(x, dtype=np.float64), knots, values)
+
+
+# ----------------------------------------------------------------------------------------- parameters
+@dataclass(frozen=True, eq=False)
+class NeurocoreGate:
+    """A TCJA gate as neuro-core integer stages (module docstring).
+
+    Attributes:
+        T, C, H, W: window length, channels, squeezed map (counts lie in [0, H·W]).
+        mode: ``"window"`` | ``"streaming"``.
+        squeeze_shift: r.
+        q_cla: [T, T, k_cla] int CLA kernel (masked lower-triangular in streaming mode); q_tla: [C, C, k_tla].
+        w_cla_scale, w_tla_scale: float scales, w ≈ q · scale.
+        a_shift, b_shift, prod_shift: shifts of stages 3 and 4.
+        knot_mant: [n] signed knot mantissas; knot_exp: their shared left shift (≥ 0).
+        slope: [n] int slopes (|slope| ≤ 255, Σ = 0); out_shift: g ≥ 1.
+        x_unit: the gate input (CLA ⊙ TLA) that one unit of P stands for.
+    """
+
+    T: int
+    C: int
+    H: int
+    W: int
+    mode: str
+    squeeze_shift: int
+    q_cla: np.ndarray
+    q_tla: np.ndarray
+    w_cla_scale: float
+    w_tla_scale: float
+    a_shift: int
+    b_shift: int
+    prod_shift: int
+    knot_mant: np.ndarray
+    knot_exp: int
+    slope: np.ndarray
+    out_shift: int
+    x_unit: float
+
+    @property
+    def area(self) -> int:
+        return self.H * self.W
+
+    @property
+    def rows(self) -> int:
+        return self.T * self.C
+
+    @property
+    def knots(self) -> np.ndarray:
+        """[n] int64 knot positions K in units of P."""
+        return self.knot_mant.astype(np.int64) << self.knot_exp
+
+    @property
+    def payload_bits(self) -> int:
+        return PAYLOAD_BITS
+
+    @property
+    def payload_max(self) -> int:
+        return (1 << PAYLOAD_BITS) - 1
+
+    @property
+    def payload_scale(self) -> float:
+        """Gate value of one payload unit (1/255: code 255 is the gate 1.0)."""
+        return 1.0 / self.payload_max
+
+    def valid_step(self) -> np.ndarray:
+        """[T] v_t: the in-window step at which row t's stages hold their value (T − 1, or t streaming)."""
+        return np.full(self.T, self.T - 1) if self.mode == "window" else np.arange(self.T)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        out = {name: np.asarray(getattr(self, name)) for name in _FIELDS}
+        out["placement"] = np.asarray("neurocore")
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Any) -> "NeurocoreGate":
+        a = {k: np.asarray(arrays[k]) for k in _FIELDS}
+        kw: dict[str, Any] = {k: int(a[k]) for k in _INT_FIELDS}
+        kw.update(mode=str(a["mode"]), w_cla_scale=float(a["w_cla_scale"]), w_tla_scale=float(a["w_tla_scale"]),
+                  x_unit=float(a["x_unit"]))
+        for k in ("q_cla", "q_tla", "knot_mant", "slope"):
+            kw[k] = a[k].astype(np.int64)
+        return cls(**kw)
+
+
+_INT_FIELDS = ("T", "C", "H", "W", "squeeze_shift", "a_shift", "b_shift", "prod_shift", "knot_exp", "out_shift")
+_FIELDS = _INT_FIELDS + ("mode", "q_cla", "q_tla", "w_cla_scale", "w_tla_scale", "knot_mant", "slope", "x_unit")
+#: The keys a ``q_gate`` node with ``placement = "neurocore"`` stores in ``params``.
+PARAM_KEYS = _FIELDS
+
+
+def _quantize_kernel(w: np.ndarray) -> tuple[np.ndarray, float]:
+    m = float(np.abs(w).max()) if w.size else 0.0
+    scale = m / 127 if m > 0 else 1.0
+    return np.clip(np.rint(w / scale), -127, 127).astype(np.int64), scale
+
+
+def cla_matrix(q_cla: np.ndarray, C: int) -> np.ndarray:
+    """[T, C, T, C] ``M[t, c, t', c'] = q[t, t', j]`` with c' = c + j − left ('same' padding over channels)."""
+    T, _, k = q_cla.shape
+    left, _ = same_padding(k)
+    m = np.zeros((T, C, T, C), dtype=np.int64)
+    for j in range(k):
+        for c in range(C):
+            src = c + j - left
+            if 0 <= src < C:
+                m[:, c, :, src] += q_cla[:, :, j]
+    return m
+
+
+def tla_matrix(q_tla: np.ndarray, T: int, causal: bool) -> np.ndarray:
+    """[T, C, T, C] ``M[t, c, t', c'] = q[c, c', j]`` with t' = t + j − left (zero padded over time)."""
+    C, _, k = q_tla.shape
+    left, _ = tla_padding(k, causal)
+    m = np.zeros((T, C, T, C), dtype=np.int64)
+    for j in range(k):
+        for t in range(T):
+            src = t + j - left
+            if 0 <= src < T:
+                m[t, :, src, :] += q_tla[:, :, j]
+    return m
+
+
+def linear_maps(ng: NeurocoreGate) -> tuple[np.ndarray, np.ndarray]:
+    """(Mcla, Mtla), each [T, C, T, C] int64."""
+    return cla_matrix(ng.q_cla, ng.C), tla_matrix(ng.q_tla, ng.T, ng.mode == "streaming")
+
+
+def _branch_bound(m: np.ndarray, sq_max: int, shift: int) -> int:
+    """max |Σ_t' (Σ_c' m·sq) >> shift| over sq ∈ [0, sq_max] (the per-slot floor included)."""
+    pos = (np.clip(m, 0, None).sum(axis=3) * sq_max) >> shift  # [T, C, T']
+    neg = (np.clip(m, None, 0).sum(axis=3) * sq_max) >> shift
+    return int(max(pos.sum(axis=2).max(initial=0), -neg.sum(axis=2).min(initial=0)))
+
+
+def _min_shift(m: np.ndarray, sq_max: int, limit: int) -> int:
+    for shift in range(0, 40):
+        if _branch_bound(m, sq_max, shift) < limit:
+            return shift
+    raise GatePlacementError("a branch sum does not fit 2^15 even after shifting 40 bits")
+
+
+def _knot_code(k: float) -> tuple[int, int]:
+    """Nearest m·2^e (|m| ≤ 255, e ≥ 0) to the real knot position k (units of P)."""
+    e = 0
+    while abs(k) / (1 << e) > 255:
+        e += 1
+    return int(round(k / (1 << e))), e
+
+
+def quantize_neurocore(params: GateParams, knots: tuple[float, ...] = KNOTS_X) -> NeurocoreGate:
+    """Choose every integer of the neuro-core gate from the float gate (module docstring).
+
+    Raises:
+        GatePlacementError: a stage cannot meet its limit (names the limit); or the window does not fit
+            Lava's delays (T + latency > 62).
+    """
+    T, C = params.T, params.C
+    window = params.mode == "window"
+    if window and T + 6 > MAX_DELAY:
+        raise GatePlacementError(f"a window of T = {T} steps plus the gate's 6-step latency exceeds Lava's "
+                                 f"{MAX_DELAY}-step delay limit")
+    q_cla, s_cla = _quantize_kernel(params.w_cla_effective)
+    q_tla, s_tla = _quantize_kernel(params.w_tla)
+    r = max(0, params.area.bit_length() - 9)
+    sq_max = params.area >> r
+    m_cla = cla_matrix(q_cla, C)
+    m_tla = tla_matrix(q_tla, T, params.causal)
+    a_shift = _min_shift(m_cla, sq_max, BRANCH_LIMIT)
+    b_shift = _min_shift(m_tla, sq_max, BRANCH_LIMIT)
+    ab_max = _branch_bound(m_cla, sq_max, a_shift) * _branch_bound(m_tla, sq_max, b_shift)
+    # one unit of A (B) stands for 2^shift · scale · 2^r / (H·W) of CLA (TLA)
+    alpha = (s_cla * 2.0 ** (a_shift + r) / params.area) * (s_tla * 2.0 ** (b_shift + r) / params.area)
+    for prod_shift in range(0, 62):
+        x_unit = alpha * 2.0 ** prod_shift
+        codes = [_knot_code(k / x_unit) for k in knots]
+        knot_exp = max(e for _, e in codes)
+        mant = np.array([int(round(k / x_unit / (1 << knot_exp))) for k in knots], dtype=np.int64)
+        if np.abs(mant).max() > 255:
+            continue
+        k_max = int(np.abs(mant).max()) << knot_exp
+        if (ab_max >> prod_shift) + 1 + k_max <= RELU_LIMIT:
+            break
+    else:
+        raise GatePlacementError("the fused product does not fit the sigmoid stage's 2^15 range")
+    K = mant << knot_exp
+    if len(set(K.tolist())) != len(K):
+        raise GatePlacementError(f"the product's resolution ({x_unit:.3g} per unit) is too coarse for "
+                                 f"{len(knots)} distinct sigmoid knots")
+    values = knot_values(knots)
+    slope, out_shift = _slopes(K, values)
+    return NeurocoreGate(T=T, C=C, H=params.H, W=params.W, mode=params.mode, squeeze_shift=r, q_cla=q_cla,
+                         q_tla=q_tla, w_cla_scale=s_cla, w_tla_scale=s_tla, a_shift=a_shift, b_shift=b_shift,
+                         prod_shift=prod_shift, knot_mant=mant, knot_exp=knot_exp, slope=slope,
+                         out_shift=out_shift, x_unit=x_unit)
+
+
+def _pwl_at(K: np.ndarray, slope: np.ndarray, half: int, P: np.ndarray) -> np.ndarray:
+    return (slope[None, :] * np.maximum(0, P[:, None] - K[None, :])).sum(1) + half
+
+
+def _slopes(K: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer slope changes (|·| ≤ 255, Σ = 0) and the output shift g, the largest g ≤ 15 that fits."""
+    dK = np.diff(K).astype(np.float64)
+    for g in range(15, 0, -1):
+        top = float(((1 << PAYLOAD_BITS) - 1) << g)
+        s = np.diff(values) * top / dK  # G per unit of P on each segment
+        d = np.round(np.diff(np.concatenate([[0.0], s, [0.0]]))).astype(np.int64)
+        d[-1] = -int(d[:-1].sum())
+        if np.abs(d).max() > 255:
+            continue
+        half = 1 << (g - 1)
+        G = _pwl_at(K, d, half, np.concatenate([K, [K[-1] + 1]]))
+        if G.min() >= 0 and G.max() < (256 << g):
+            return d, g
+    raise GatePlacementError("the sigmoid's slopes do not fit 8-bit synapse weights")
+
+
+# ------------------------------------------------------------------------------------------- stages
+def stages(counts, ng: NeurocoreGate) -> dict[str, Any]:
+    """Every stage's value per window, numpy or torch (int64), counts [..., T, C] (ints in [0, H·W]).
+
+    Returns {"squeeze": [..., T, C], "cla", "tla", "product": [..., T, C], "relu": [..., n, T, C],
+    "sum": [..., T, C] (G), "code": [..., T, C] payload codes G >> out_shift}.
+    """
+    torch_mode = not isinstance(counts, np.ndarray)
+    if torch_mode:
+        import torch
+
+        dev = counts.device
+        c = counts.to(torch.int64)
+        m_cla, m_tla = (torch.from_numpy(m.astype(np.float64)).to(dev) for m in linear_maps(ng))
+
+        def branch(m, shift):  # per-slot sums [..., T, C, T'] exact in float64 (< 2^53)
+            slots = torch.einsum("tcud,...ud->...tcu", m, sq.to(torch.float64)).round().to(torch.int64)
+            return (slots >> shift).sum(-1)
+
+        sq = c >> ng.squeeze_shift
+        K = torch.from_numpy(ng.knots).to(dev)
+        slope = torch.from_numpy(ng.slope).to(dev)
+        relu = lambda v: torch.clamp(v, min=0)  # noqa: E731
+    else:
+        c = np.asarray(counts).astype(np.int64)
+        m_cla, m_tla = linear_maps(ng)
+
+        def branch(m, shift):
+            return (np.einsum("tcud,...ud->...tcu", m, sq) >> shift).sum(-1)
+
+        sq = c >> ng.squeeze_shift
+        K, slope = ng.knots, ng.slope
+        relu = lambda v: np.maximum(v, 0)  # noqa: E731
+    a = branch(m_cla, ng.a_shift)
+    b = branch(m_tla, ng.b_shift)
+    p = (a * b) >> ng.prod_shift
+    r = relu(p[..., None, :, :] - K.reshape(-1, 1, 1))
+    G = (slope.reshape(-1, 1, 1) * r).sum(-3) + (1 << (ng.out_shift - 1))
+    return {"squeeze": sq, "cla": a, "tla": b, "product": p, "relu": r, "sum": G, "code": G >> ng.out_shift}
+
+
+def gate_codes(counts, ng: NeurocoreGate):
+    """Payload codes [..., T, C] in [0, 255] (gate ≈ code / 255), numpy or torch."""
+    return stages(counts, ng)["code"]
+
+
+def gate_value(counts, ng: NeurocoreGate) -> np.ndarray:
+    """The gate in (0, 1) the chip computes, as float64 (numpy)."""
+    return np.asarray(gate_codes(np.asarray(counts), ng), dtype=np.float64) * ng.payload_scale
+
+
+# ----------------------------------------------------------------------------------------- timing
+def replay_delay(ng: NeurocoreGate, skew: int) -> tuple[int, np.ndarray]:
+    """(D_x, ρ[T]): the delay of the gated spikes and of each gate row, for a squeeze source that leaves
+    its layer ``skew`` steps before the gated spikes do (1 behind a max pool, else 0).
+
+    The gate row t reaches the final product at ``Ls + 7 + v_t + ρ_t`` and spike step t at
+    ``Lx + t + 1 + D_x`` (``Lx = Ls + skew``); both are equal by construction.
+    """
+    v = ng.valid_step()
+    d_x = max(0, int((v - np.arange(ng.T)).max()) + 6 - skew)
+    rho = skew + np.arange(ng.T) - v + d_x - 6
+    if d_x > MAX_DELAY or rho.min() < 0 or rho.max() > MAX_DELAY:
+        raise GatePlacementError(f"gate delays {d_x}, {rho.tolist()} outside Lava's [0, {MAX_DELAY}]")
+    return d_x, rho
+
+
+def latency_steps(ng_mode: str, T: int, skew: int) -> int:
+    """Steps from a spike entering the gate to its gated payload leaving it (1 + D_x)."""
+    v_minus_t = T - 1 if ng_mode == "window" else 0
+    return 1 + max(0, v_minus_t + 6 - skew)
