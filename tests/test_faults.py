@@ -264,8 +264,8 @@ CASES = [
          _json_edit("deploy/graph.json", lambda d: _node(d, "conv0")["weight"].update(
              data=[10**6] * len(_node(d, "conv0")["weight"]["data"])))),
     Case("graph-nan-weights", 6, "profile", lambda r: ["--deploy", f"{r}/{D}"], "NaN",
-         _json_edit("deploy/graph.json", lambda d: _node(d, "gate0")["params"]["w_tla"].update(
-             data=[float("nan")] * len(_node(d, "gate0")["params"]["w_tla"]["data"])))),
+         _json_edit("deploy/graph.json", lambda d: _node(d, "gate0")["params"]["x_unit"].update(
+             data=[float("nan")] * len(_node(d, "gate0")["params"]["x_unit"]["data"])))),
     Case("train-lr-inf", 6, "train", lambda r: [*TRAIN, "--lr", "inf", "--out", f"{r}/new"], "--lr"),
     Case("train-lr-nan", 6, "train", lambda r: [*TRAIN, "--lr", "nan", "--out", f"{r}/new"], "--lr"),
     Case("train-seed-huge", 6, "train", lambda r: [*TRAIN, "--seed", str(2**70), "--out", f"{r}/new"], "--seed"),

@@ -59,6 +59,10 @@ def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(predictions(scores) == np.asarray(labels)))
 
 
+#: Issue 10's goal for the digits default with the gate on neuro cores.
+NEUROCORE_MAX_DROP_PP = 0.5
+
+
 def targets_met(fid: dict) -> dict:
     """The fidelity targets, each True / False; targets that could not be measured (no labels) are left out."""
     met = {}
@@ -66,6 +70,8 @@ def targets_met(fid: dict) -> dict:
         drop = fid["emulator"].get("accuracy_drop_pp")
         if drop is not None and not math.isnan(drop):
             met["accuracy_drop_le_1pp"] = drop <= MAX_ACCURACY_DROP_PP
+        if drop is not None and not math.isnan(drop) and fid.get("gate_placement") == "neurocore":
+            met["neurocore_gate_drop_le_0.5pp"] = drop <= NEUROCORE_MAX_DROP_PP
     if fid.get("lava"):
         met["lava_spikes_100pct_every_layer"] = bool(fid["lava"]["all_layers_identical"])
     if fid.get("onnx"):
@@ -80,7 +86,8 @@ def _pct(v) -> str:
 
 def format_table(fid: dict) -> str:
     """The fidelity as a plain-text table."""
-    rows = [f"fidelity ({fid['target']}, data: {fid['data']['source']} {fid['data']['dataset']}, "
+    placement = f", gate on {fid['gate_placement']}" if fid.get("gate_placement") else ""
+    rows = [f"fidelity ({fid['target']}{placement}, data: {fid['data']['source']} {fid['data']['dataset']}, "
             f"T = {fid['T']}, latency {fid['latency_steps']} steps)"]
     flt = fid["float"]
     rows.append(f"  {'float (Norse) accuracy':34s} {_pct(flt['accuracy'])}   ({flt['samples']} samples)")
@@ -101,6 +108,11 @@ def format_table(fid: dict) -> str:
         for name, r in lv["layers"].items():
             rows.append(f"    {name:16s} {_pct(r['agreement'])}  {'identical' if r['identical'] else 'DIFFERS'}"
                         f"  ({r.get('spikes_emulator', 0)} / {r.get('spikes_lava', 0)} events)")
+        for gate, stages in (lv.get("gate_stages") or {}).items():
+            rows.append(f"  gate stages on neuro cores ({gate}), Lava vs emulator, every step:")
+            for stage, r in stages.items():
+                rows.append(f"    {gate + '.' + stage:16s} {_pct(r['agreement'])}  "
+                            f"{'identical' if r['identical'] else 'DIFFERS'}  ({r['nonzero']} nonzero values)")
     if fid.get("onnx"):
         o = fid["onnx"]
         rows.append(f"  {'ONNX (onnxruntime) vs torch':34s} max |Δ| = {o['max_abs_diff']:.2e}, predictions "

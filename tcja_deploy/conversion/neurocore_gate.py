@@ -24,15 +24,18 @@ Stages of one window (``>>`` is an arithmetic shift, i.e. floor division by a po
    :mod:`gate_math` written as matrices over rows, with int8 kernels ``q ∈ [−127, 127]``.
 4. **fuse** (``ProdNeuron``, the two branches on its two inputs): ``P = (A · B) >> prod_shift``.
    Bounds (checked here on the worst case, all counts = H·W): ``|A|, |B| < 2^15`` (the Python model
-   multiplies in int32) and ``|P| + max|K| ≤ 2^15``.
-5. **sigmoid** as a piecewise-linear sum (``GradedReluVec`` n·T·C, knots injected by the phase pulse;
-   ``GradedVec`` T·C summing 8-bit slopes)::
+   multiplies in int32) and ``|P| + K < 2^23`` (24-bit graded spikes).
+5. **sigmoid** as a piecewise-linear function of P. Knots ``K[j]`` (integers, symmetric:
+   ``K[0] = −K[n−1]``) stand for the gate inputs ``x_j`` (:data:`KNOTS_X`); the phase pulse injects
+   every constant, split into an 8-bit high part (``<< 8``) and an 8-bit low part so that it is exact::
 
-       R[j] = max(0, P − K[j]),  K[j] = knot_mant[j] << knot_exp
-       G    = Σ_j slope[j] · R[j] + 2^(out_shift − 1)
+       clamp relus (GradedReluVec 2·T·C):  lo = max(0, P + K[n−1]),  hi = max(0, P − K[n−1])
+       clamp       (GradedVec T·C):        c  = lo − hi  ∈ [0, 2·K[n−1]]      (weights ±2, >> 1)
+       knot relus  (GradedReluVec (n−2)·T·C):  R[j] = max(0, c − (K[j] + K[n−1])),  j = 1 … n−2
+       sum         (GradedVec T·C):        G  = slope[0]·c + Σ_j slope[j]·R[j] + 2^(out_shift − 1)
 
-   The knots interpolate the sigmoid at ``x_j`` (:data:`KNOTS_X`, 0 at the first, 1 at the last);
-   ``Σ slope = 0``, so G is flat outside the knots.
+   ``2·K[n−1] ≤ 2^15`` keeps every ``slope·R`` below 2^23. The knots interpolate the sigmoid at
+   ``x_j`` (0 at the first, 1 at the last); the clamp makes G flat outside them.
 6. **replay and scale** (``DelaySparse`` T·C → C with delay per row, ``Sparse`` broadcast C → C·H'·W',
    ``ProdNeuron`` per gated position; the spikes x are held by an identity ``DelaySparse``)::
 
@@ -56,7 +59,10 @@ KNOTS_X = tuple(float(x) for x in range(-6, 7))
 #: Widths of the chip's datapath (Loihi 2 graded spikes: 24-bit signed; Lava's ProdNeuron: int32 product).
 SIGNED24 = 1 << 23
 BRANCH_LIMIT = 1 << 15
-RELU_LIMIT = 1 << 15
+#: 2·K[n−1] (the clamped range) must not exceed this, so that slope · relu < 2^23.
+CLAMP_RANGE = 1 << 15
+#: Constants injected by the phase pulse: high part << PULSE_SPLIT plus low part, 8 bits each.
+PULSE_SPLIT = 8
 PAYLOAD_BITS = 8
 #: Lava's delay limit (NetX: 62; DelaySparse's model accepts 63).
 MAX_DELAY = 62
@@ -106,8 +112,8 @@ class NeurocoreGate:
         q_cla: [T, T, k_cla] int CLA kernel (masked lower-triangular in streaming mode); q_tla: [C, C, k_tla].
         w_cla_scale, w_tla_scale: float scales, w ≈ q · scale.
         a_shift, b_shift, prod_shift: shifts of stages 3 and 4.
-        knot_mant: [n] signed knot mantissas; knot_exp: their shared left shift (≥ 0).
-        slope: [n] int slopes (|slope| ≤ 255, Σ = 0); out_shift: g ≥ 1.
+        knot: [n] int knot positions K in units of P (symmetric, |K| ≤ 2^14).
+        slope: [n − 1] int slopes (|slope| ≤ 255): slope[0] on the clamp c, slope[j] on R[j]; out_shift: g ≥ 1.
         x_unit: the gate input (CLA ⊙ TLA) that one unit of P stands for.
     """
 
@@ -124,8 +130,7 @@ class NeurocoreGate:
     a_shift: int
     b_shift: int
     prod_shift: int
-    knot_mant: np.ndarray
-    knot_exp: int
+    knot: np.ndarray
     slope: np.ndarray
     out_shift: int
     x_unit: float
@@ -141,7 +146,13 @@ class NeurocoreGate:
     @property
     def knots(self) -> np.ndarray:
         """[n] int64 knot positions K in units of P."""
-        return self.knot_mant.astype(np.int64) << self.knot_exp
+        return self.knot.astype(np.int64)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """[n − 2] the knot relus' offsets K[j] + K[n−1] (j = 1 … n−2), in [1, 2·K[n−1]]."""
+        K = self.knots
+        return K[1:-1] + K[-1]
 
     @property
     def payload_bits(self) -> int:
@@ -171,13 +182,13 @@ class NeurocoreGate:
         kw: dict[str, Any] = {k: int(a[k]) for k in _INT_FIELDS}
         kw.update(mode=str(a["mode"]), w_cla_scale=float(a["w_cla_scale"]), w_tla_scale=float(a["w_tla_scale"]),
                   x_unit=float(a["x_unit"]))
-        for k in ("q_cla", "q_tla", "knot_mant", "slope"):
+        for k in ("q_cla", "q_tla", "knot", "slope"):
             kw[k] = a[k].astype(np.int64)
         return cls(**kw)
 
 
-_INT_FIELDS = ("T", "C", "H", "W", "squeeze_shift", "a_shift", "b_shift", "prod_shift", "knot_exp", "out_shift")
-_FIELDS = _INT_FIELDS + ("mode", "q_cla", "q_tla", "w_cla_scale", "w_tla_scale", "knot_mant", "slope", "x_unit")
+_INT_FIELDS = ("T", "C", "H", "W", "squeeze_shift", "a_shift", "b_shift", "prod_shift", "out_shift")
+_FIELDS = _INT_FIELDS + ("mode", "q_cla", "q_tla", "w_cla_scale", "w_tla_scale", "knot", "slope", "x_unit")
 #: The keys a ``q_gate`` node with ``placement = "neurocore"`` stores in ``params``.
 PARAM_KEYS = _FIELDS
 
@@ -233,14 +244,6 @@ def _min_shift(m: np.ndarray, sq_max: int, limit: int) -> int:
     raise GatePlacementError("a branch sum does not fit 2^15 even after shifting 40 bits")
 
 
-def _knot_code(k: float) -> tuple[int, int]:
-    """Nearest m·2^e (|m| ≤ 255, e ≥ 0) to the real knot position k (units of P)."""
-    e = 0
-    while abs(k) / (1 << e) > 255:
-        e += 1
-    return int(round(k / (1 << e))), e
-
-
 def quantize_neurocore(params: GateParams, knots: tuple[float, ...] = KNOTS_X) -> NeurocoreGate:
     """Choose every integer of the neuro-core gate from the float gate (module docstring).
 
@@ -250,8 +253,8 @@ def quantize_neurocore(params: GateParams, knots: tuple[float, ...] = KNOTS_X) -
     """
     T, C = params.T, params.C
     window = params.mode == "window"
-    if window and T + 6 > MAX_DELAY:
-        raise GatePlacementError(f"a window of T = {T} steps plus the gate's 6-step latency exceeds Lava's "
+    if window and T + 8 > MAX_DELAY:
+        raise GatePlacementError(f"a window of T = {T} steps plus the gate's 8-step latency exceeds Lava's "
                                  f"{MAX_DELAY}-step delay limit")
     q_cla, s_cla = _quantize_kernel(params.w_cla_effective)
     q_tla, s_tla = _quantize_kernel(params.w_tla)
@@ -264,46 +267,42 @@ def quantize_neurocore(params: GateParams, knots: tuple[float, ...] = KNOTS_X) -
     ab_max = _branch_bound(m_cla, sq_max, a_shift) * _branch_bound(m_tla, sq_max, b_shift)
     # one unit of A (B) stands for 2^shift · scale · 2^r / (H·W) of CLA (TLA)
     alpha = (s_cla * 2.0 ** (a_shift + r) / params.area) * (s_tla * 2.0 ** (b_shift + r) / params.area)
+    if len(knots) < 3 or any(abs(k + knots[-1 - j]) > 1e-12 for j, k in enumerate(knots)):
+        raise GatePlacementError("the sigmoid knots must be symmetric around 0, at least 3")
     for prod_shift in range(0, 62):
         x_unit = alpha * 2.0 ** prod_shift
-        codes = [_knot_code(k / x_unit) for k in knots]
-        knot_exp = max(e for _, e in codes)
-        mant = np.array([int(round(k / x_unit / (1 << knot_exp))) for k in knots], dtype=np.int64)
-        if np.abs(mant).max() > 255:
-            continue
-        k_max = int(np.abs(mant).max()) << knot_exp
-        if (ab_max >> prod_shift) + 1 + k_max <= RELU_LIMIT:
+        K = np.array([int(round(k / x_unit)) for k in knots], dtype=np.int64)
+        K = (K - K[::-1]) // 2  # exactly symmetric
+        if 2 * int(K[-1]) <= CLAMP_RANGE and (ab_max >> prod_shift) + 1 + int(K[-1]) < SIGNED24:
             break
     else:
-        raise GatePlacementError("the fused product does not fit the sigmoid stage's 2^15 range")
-    K = mant << knot_exp
-    if len(set(K.tolist())) != len(K):
+        raise GatePlacementError("the fused product does not fit 24 bits")
+    if np.any(np.diff(K) <= 0):
         raise GatePlacementError(f"the product's resolution ({x_unit:.3g} per unit) is too coarse for "
                                  f"{len(knots)} distinct sigmoid knots")
-    values = knot_values(knots)
-    slope, out_shift = _slopes(K, values)
+    slope, out_shift = _slopes(K, knot_values(knots))
     return NeurocoreGate(T=T, C=C, H=params.H, W=params.W, mode=params.mode, squeeze_shift=r, q_cla=q_cla,
                          q_tla=q_tla, w_cla_scale=s_cla, w_tla_scale=s_tla, a_shift=a_shift, b_shift=b_shift,
-                         prod_shift=prod_shift, knot_mant=mant, knot_exp=knot_exp, slope=slope,
-                         out_shift=out_shift, x_unit=x_unit)
+                         prod_shift=prod_shift, knot=K, slope=slope, out_shift=out_shift, x_unit=x_unit)
 
 
-def _pwl_at(K: np.ndarray, slope: np.ndarray, half: int, P: np.ndarray) -> np.ndarray:
-    return (slope[None, :] * np.maximum(0, P[:, None] - K[None, :])).sum(1) + half
+def _sigmoid_sum(K: np.ndarray, slope: np.ndarray, half: int, P: np.ndarray) -> np.ndarray:
+    """G of the sigmoid stage for products P (int64), as the processes compute it."""
+    c = np.maximum(0, P + K[-1]) - np.maximum(0, P - K[-1])
+    R = np.maximum(0, c[..., None] - (K[1:-1] + K[-1]))
+    return slope[0] * c + (R * slope[1:]).sum(-1) + half
 
 
 def _slopes(K: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, int]:
-    """Integer slope changes (|·| ≤ 255, Σ = 0) and the output shift g, the largest g ≤ 15 that fits."""
+    """Integer slopes (|·| ≤ 255) and the output shift g, the largest g ≤ 15 that fits."""
     dK = np.diff(K).astype(np.float64)
     for g in range(15, 0, -1):
         top = float(((1 << PAYLOAD_BITS) - 1) << g)
         s = np.diff(values) * top / dK  # G per unit of P on each segment
-        d = np.round(np.diff(np.concatenate([[0.0], s, [0.0]]))).astype(np.int64)
-        d[-1] = -int(d[:-1].sum())
+        d = np.round(np.concatenate([[s[0]], np.diff(s)])).astype(np.int64)
         if np.abs(d).max() > 255:
             continue
-        half = 1 << (g - 1)
-        G = _pwl_at(K, d, half, np.concatenate([K, [K[-1] + 1]]))
+        G = _sigmoid_sum(K, d, 1 << (g - 1), np.concatenate([K, [K[-1] + 1]]))
         if G.min() >= 0 and G.max() < (256 << g):
             return d, g
     raise GatePlacementError("the sigmoid's slopes do not fit 8-bit synapse weights")
@@ -313,8 +312,8 @@ def _slopes(K: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, int]:
 def stages(counts, ng: NeurocoreGate) -> dict[str, Any]:
     """Every stage's value per window, numpy or torch (int64), counts [..., T, C] (ints in [0, H·W]).
 
-    Returns {"squeeze": [..., T, C], "cla", "tla", "product": [..., T, C], "relu": [..., n, T, C],
-    "sum": [..., T, C] (G), "code": [..., T, C] payload codes G >> out_shift}.
+    Returns {"squeeze": [..., T, C], "cla", "tla", "product", "clamp_relu": [..., 2, T, C] (lo, hi),
+    "clamp", "relu": [..., n − 2, T, C], "sum": [..., T, C] (G), "code": G >> out_shift}.
     """
     torch_mode = not isinstance(counts, np.ndarray)
     if torch_mode:
@@ -328,10 +327,11 @@ def stages(counts, ng: NeurocoreGate) -> dict[str, Any]:
             slots = torch.einsum("tcud,...ud->...tcu", m, sq.to(torch.float64)).round().to(torch.int64)
             return (slots >> shift).sum(-1)
 
-        sq = c >> ng.squeeze_shift
-        K = torch.from_numpy(ng.knots).to(dev)
-        slope = torch.from_numpy(ng.slope).to(dev)
+        def const(a):
+            return torch.from_numpy(np.asarray(a, dtype=np.int64)).to(dev)
+
         relu = lambda v: torch.clamp(v, min=0)  # noqa: E731
+        stack = torch.stack
     else:
         c = np.asarray(counts).astype(np.int64)
         m_cla, m_tla = linear_maps(ng)
@@ -339,15 +339,23 @@ def stages(counts, ng: NeurocoreGate) -> dict[str, Any]:
         def branch(m, shift):
             return (np.einsum("tcud,...ud->...tcu", m, sq) >> shift).sum(-1)
 
-        sq = c >> ng.squeeze_shift
-        K, slope = ng.knots, ng.slope
+        def const(a):
+            return np.asarray(a, dtype=np.int64)
+
         relu = lambda v: np.maximum(v, 0)  # noqa: E731
+        stack = np.stack
+    sq = c >> ng.squeeze_shift
     a = branch(m_cla, ng.a_shift)
     b = branch(m_tla, ng.b_shift)
     p = (a * b) >> ng.prod_shift
-    r = relu(p[..., None, :, :] - K.reshape(-1, 1, 1))
-    G = (slope.reshape(-1, 1, 1) * r).sum(-3) + (1 << (ng.out_shift - 1))
-    return {"squeeze": sq, "cla": a, "tla": b, "product": p, "relu": r, "sum": G, "code": G >> ng.out_shift}
+    k_top = int(ng.knots[-1])
+    lo, hi = relu(p + k_top), relu(p - k_top)
+    clamp = lo - hi
+    r = relu(clamp[..., None, :, :] - const(ng.offsets).reshape(-1, 1, 1))
+    slope = const(ng.slope)
+    G = slope[0] * clamp + (slope[1:].reshape(-1, 1, 1) * r).sum(-3) + (1 << (ng.out_shift - 1))
+    return {"squeeze": sq, "cla": a, "tla": b, "product": p, "clamp_relu": stack([lo, hi], -3), "clamp": clamp,
+            "relu": r, "sum": G, "code": G >> ng.out_shift}
 
 
 def gate_codes(counts, ng: NeurocoreGate):
@@ -361,16 +369,20 @@ def gate_value(counts, ng: NeurocoreGate) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------- timing
+#: Lava step (after the squeezed spikes leave their layer, window step v_t) at which each stage holds row t:
+#: squeeze 1 (+t), select 2 (+t'), product 3, clamp relus 4, clamp 5, knot relus 6, sum 7.
+STAGE_STEP = {"squeeze": 1, "select": 2, "product": 3, "clamp_relu": 4, "clamp": 5, "relu": 6, "sum": 7}
+SUM_STEP = STAGE_STEP["sum"]
 def replay_delay(ng: NeurocoreGate, skew: int) -> tuple[int, np.ndarray]:
     """(D_x, ρ[T]): the delay of the gated spikes and of each gate row, for a squeeze source that leaves
     its layer ``skew`` steps before the gated spikes do (1 behind a max pool, else 0).
 
-    The gate row t reaches the final product at ``Ls + 7 + v_t + ρ_t`` and spike step t at
+    The gate row t reaches the final product at ``Ls + SUM_STEP + 2 + v_t + ρ_t`` and spike step t at
     ``Lx + t + 1 + D_x`` (``Lx = Ls + skew``); both are equal by construction.
     """
     v = ng.valid_step()
-    d_x = max(0, int((v - np.arange(ng.T)).max()) + 6 - skew)
-    rho = skew + np.arange(ng.T) - v + d_x - 6
+    d_x = max(0, int((v - np.arange(ng.T)).max()) + SUM_STEP + 1 - skew)
+    rho = skew + np.arange(ng.T) - v + d_x - SUM_STEP - 1
     if d_x > MAX_DELAY or rho.min() < 0 or rho.max() > MAX_DELAY:
         raise GatePlacementError(f"gate delays {d_x}, {rho.tolist()} outside Lava's [0, {MAX_DELAY}]")
     return d_x, rho
@@ -379,4 +391,4 @@ def replay_delay(ng: NeurocoreGate, skew: int) -> tuple[int, np.ndarray]:
 def latency_steps(ng_mode: str, T: int, skew: int) -> int:
     """Steps from a spike entering the gate to its gated payload leaving it (1 + D_x)."""
     v_minus_t = T - 1 if ng_mode == "window" else 0
-    return 1 + max(0, v_minus_t + 6 - skew)
+    return 1 + max(0, v_minus_t + SUM_STEP + 1 - skew)

@@ -28,6 +28,9 @@ class GateGeometry:
         max pool). kernel_tla, kernel_cla: the two 1-D kernels. mode: ``"window"`` | ``"streaming"``.
         squeeze_from: the layer (a name in the activity's layers) whose output the gate squeezes, or None
             when it squeezes its own input.
+        placement: ``"neurocore"`` (standard Lava processes on neuro cores) | ``"host"`` (a host process; also
+            every float gate).
+        knots: sigmoid knots of a neuro-core gate (0 on the host).
     """
 
     T: int
@@ -38,6 +41,8 @@ class GateGeometry:
     kernel_cla: int
     mode: str
     squeeze_from: Optional[str] = None
+    placement: str = "host"
+    knots: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,11 +123,16 @@ def gate_geometry(graph: g.Graph, layer: Layer, shapes: dict) -> GateGeometry:
     node = graph.nodes[layer.neuron]
     src = node.squeeze_from or layer.input_from
     c, h, w = shapes[src]
-    params = node.params if isinstance(node, g.QGate) else {"w_tla": node.w_tla, "w_cla": node.w_cla}
+    placement = getattr(node, "placement", "host")
+    if isinstance(node, g.QGate) and placement == "neurocore":
+        w_tla, w_cla = node.params["q_tla"], node.params["q_cla"]
+        knots = int(np.asarray(node.params["knot_mant"]).size)
+    else:
+        params = node.params if isinstance(node, g.QGate) else {"w_tla": node.w_tla, "w_cla": node.w_cla}
+        w_tla, w_cla, knots = params["w_tla"], params["w_cla"], 0
     return GateGeometry(T=int(graph.meta["T"]), C=int(c), H=int(h), W=int(w),
-                        kernel_tla=int(np.asarray(params["w_tla"]).shape[-1]),
-                        kernel_cla=int(np.asarray(params["w_cla"]).shape[-1]), mode=str(node.mode),
-                        squeeze_from=layer.squeeze_layer)
+                        kernel_tla=int(np.asarray(w_tla).shape[-1]), kernel_cla=int(np.asarray(w_cla).shape[-1]),
+                        mode=str(node.mode), squeeze_from=layer.squeeze_layer, placement=placement, knots=knots)
 
 
 def layer_activities(graph: g.Graph, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]

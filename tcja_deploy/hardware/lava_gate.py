@@ -13,8 +13,10 @@ complete (``T − 1`` in window mode, ``t`` streaming)::
     squeeze  sq        Ls + 1 + t        (GradedVec, C)
     select   sel       Ls + 2 + t'       (ProdNeuron, T·C; row t' only)
     fuse     product   Ls + 3 + v_t      (ProdNeuron, T·C; A on a_in1, B on a_in2)
-    sigmoid  relu      Ls + 4 + v_t      (GradedReluVec, n·T·C)
-             sum       Ls + 5 + v_t      (GradedVec, T·C)
+    sigmoid  clamp_relu Ls + 4 + v_t     (GradedReluVec, 2·T·C)
+             clamp     Ls + 5 + v_t      (GradedVec, T·C)
+             relu      Ls + 6 + v_t      (GradedReluVec, (n−2)·T·C)
+             sum       Ls + 7 + v_t      (GradedVec, T·C)
     replay   replay    Lx + D_x + t      (GradedVec, C)
     scale    out       Lx + 1 + D_x + t  (ProdNeuron, C·H'·W')
 
@@ -73,6 +75,9 @@ def _pulse(clock: PhaseClock, arrive: np.ndarray, weights: np.ndarray, exp: int,
     from lava.proc.sparse.process import DelaySparse, Sparse
 
     n = len(arrive)
+    if n and int(np.min(arrive)) < clock.first + 1:
+        raise ValueError(f"a pulse is needed at Lava step {int(np.min(arrive))}, before the clock's first spike "
+                         f"(step {clock.first}) can arrive")
     rows = np.flatnonzero(weights)
     w = sp.csr_matrix((weights[rows].astype(np.int64), (rows, np.zeros_like(rows))), shape=(n, 1))
     d = np.array([clock.delay_to(int(a)) for a in arrive[rows]], dtype=np.int64)
@@ -84,6 +89,20 @@ def _pulse(clock: PhaseClock, arrive: np.ndarray, weights: np.ndarray, exp: int,
     clock.lif.s_out.connect(syn.s_in)
     procs.append(syn)
     return syn.a_out
+
+
+def _constant(clock: PhaseClock, arrive: np.ndarray, values: np.ndarray, procs: list, port) -> None:
+    """Inject the integers ``values`` (|v| < 2^16) at the steps ≡ arrive (mod T), exactly: one pulse per sign
+    and part (``|v| >> 8`` with weight_exp 8, ``|v| & 255``), so that every synapse is one-sign and 8-bit."""
+    values = np.asarray(values, dtype=np.int64)
+    if np.abs(values).max(initial=0) >= 1 << (2 * NC.PULSE_SPLIT):
+        raise NC.GatePlacementError(f"a constant {int(np.abs(values).max())} does not fit two 8-bit pulses")
+    mag = np.abs(values)
+    for sign in (1, -1):
+        part_of = np.where(np.sign(values) == sign, mag, 0)
+        for exp, part in ((NC.PULSE_SPLIT, part_of >> NC.PULSE_SPLIT), (0, part_of & 255)):
+            if part.any():
+                _pulse(clock, arrive, sign * part, exp, procs).connect(port)
 
 
 def _delayed(weights: sp.csr_matrix, delays: np.ndarray | None, exp: int, bits: int, procs: list):
@@ -157,35 +176,58 @@ def build_gate(ng: NC.NeurocoreGate, s_port, s_shape: tuple, x_port, x_shape: tu
         syn.a_out.connect(port)
     net.probes["product"] = (prod.s_out, ls + 3, (T, C))
 
-    # 5. sigmoid: relu_j = max(0, P − K_j) (identity from P, −K_j from the clock), sum = Σ slope_j relu_j + half
-    n = len(ng.knots)
-    relu = GradedReluVec(shape=(n * rows,), vth=0)
+    # 5. sigmoid: clamp c = max(0, P + K) − max(0, P − K), knot relus max(0, c − offset_j), G = Σ slope · relu + half
+    k_top = int(ng.knots[-1])
+    clamp_relu = GradedReluVec(shape=(2 * rows,), vth=0)
+    procs.append(clamp_relu)
+    two = sp.csr_matrix((np.ones(2 * rows, dtype=np.int64), (np.arange(2 * rows), np.tile(np.arange(rows), 2))),
+                        shape=(2 * rows, rows))
+    syn = _delayed(two, None, 0, 24, procs)
+    prod.s_out.connect(syn.s_in)
+    syn.a_out.connect(clamp_relu.a_in)
+    arrive = ls + NC.STAGE_STEP["clamp_relu"] + v[t_of_row]
+    _constant(clock, np.tile(arrive, 2), np.concatenate([np.full(rows, k_top), np.full(rows, -k_top)]), procs,
+              clamp_relu.a_in)
+    clamp = GradedVec(shape=(rows,), vth=0)
+    procs.append(clamp)
+    diff = sp.csr_matrix((np.concatenate([np.full(rows, 2), np.full(rows, -2)]).astype(np.int64),
+                          (np.tile(np.arange(rows), 2), np.arange(2 * rows))), shape=(rows, 2 * rows))
+    syn = _delayed(diff, None, -1, 24, procs)  # mixed sign: even weights, >> 1
+    clamp_relu.s_out.connect(syn.s_in)
+    syn.a_out.connect(clamp.a_in)
+    net.probes["clamp_relu"] = (clamp_relu.s_out, ls + NC.STAGE_STEP["clamp_relu"], (2, T, C))
+    net.probes["clamp"] = (clamp.s_out, ls + NC.STAGE_STEP["clamp"], (T, C))
+
+    n_in = len(ng.offsets)
+    relu = GradedReluVec(shape=(n_in * rows,), vth=0)
     procs.append(relu)
-    ident = sp.csr_matrix((np.ones(n * rows, dtype=np.int64), (np.arange(n * rows), np.tile(np.arange(rows), n))),
-                          shape=(n * rows, rows))
-    id_syn = _delayed(ident, None, 0, 24, procs)
-    prod.s_out.connect(id_syn.s_in)
-    id_syn.a_out.connect(relu.a_in)
-    arrive_relu = np.tile(ls + 4 + v[t_of_row], n)
-    mant = np.repeat(-ng.knot_mant, rows)
-    for sign in (1, -1):  # one-sign synapses keep all 8 bits
-        part = np.where(np.sign(mant) == sign, mant, 0)
-        if part.any():
-            _pulse(clock, arrive_relu, part, ng.knot_exp, procs).connect(relu.a_in)
+    ident = sp.csr_matrix((np.ones(n_in * rows, dtype=np.int64),
+                           (np.arange(n_in * rows), np.tile(np.arange(rows), n_in))), shape=(n_in * rows, rows))
+    syn = _delayed(ident, None, 0, 24, procs)
+    clamp.s_out.connect(syn.s_in)
+    syn.a_out.connect(relu.a_in)
+    arrive = ls + NC.STAGE_STEP["relu"] + v[t_of_row]
+    _constant(clock, np.tile(arrive, n_in), -np.repeat(ng.offsets, rows), procs, relu.a_in)
+    net.probes["relu"] = (relu.s_out, ls + NC.STAGE_STEP["relu"], (n_in, T, C))
+
     total = GradedVec(shape=(rows,), vth=0)
     procs.append(total)
-    slope = np.repeat(ng.slope, rows)
-    for sign in (1, -1):
+    # slope[0] · c skips the knot relus' hop: one step of delay brings it to the sum with them
+    syn = _delayed(sp.identity(rows, dtype=np.int64, format="csr") * int(ng.slope[0]), np.ones(rows, np.int64), 0,
+                   24, procs)
+    clamp.s_out.connect(syn.s_in)
+    syn.a_out.connect(total.a_in)
+    slope = np.repeat(ng.slope[1:], rows)
+    for sign in (1, -1):  # one-sign synapses keep all 8 bits
         keep = np.flatnonzero(np.sign(slope) == sign)
         if keep.size:
-            w = sp.csr_matrix((slope[keep], (keep % rows, keep)), shape=(rows, n * rows))
+            w = sp.csr_matrix((slope[keep], (keep % rows, keep)), shape=(rows, n_in * rows))
             syn = _delayed(w, None, 0, 24, procs)
             relu.s_out.connect(syn.s_in)
             syn.a_out.connect(total.a_in)
-    half = np.ones(rows, dtype=np.int64)
-    _pulse(clock, ls + 5 + v[t_of_row], half, ng.out_shift - 1, procs).connect(total.a_in)
-    net.probes["relu"] = (relu.s_out, ls + 4, (n, T, C))
-    net.probes["sum"] = (total.s_out, ls + 5, (T, C))
+    arrive = ls + NC.STAGE_STEP["sum"] + v[t_of_row]
+    _pulse(clock, arrive, np.ones(rows, dtype=np.int64), ng.out_shift - 1, procs).connect(total.a_in)
+    net.probes["sum"] = (total.s_out, ls + NC.STAGE_STEP["sum"], (T, C))
 
     # 6. replay row t at step t (DelaySparse T·C → C), broadcast over H'×W', scale the held spikes
     d_x, rho = NC.replay_delay(ng, lx - ls)
@@ -230,21 +272,17 @@ def expected_series(stage_values: dict, ng: NC.NeurocoreGate, gated: np.ndarray)
     T, C = ng.T, ng.C
     N = stage_values["squeeze"].shape[0]
     v = ng.valid_step()
-    out = {"squeeze": stage_values["squeeze"].reshape(N * T, C)}
+    out = {"squeeze": np.asarray(stage_values["squeeze"], dtype=np.int64).reshape(N * T, C)}
     sel = np.zeros((N, T, T, C), dtype=np.int64)  # [N, step, row t', C]
     for t in range(T):
         sel[:, t, t] = stage_values["squeeze"][:, t]
     out["select"] = sel.reshape(N * T, T, C)
-    for name in ("product", "sum"):
-        arr = np.zeros((N, T, T, C), dtype=np.int64)
+    for name in ("product", "clamp", "sum", "clamp_relu", "relu"):
+        vals = np.asarray(stage_values[name], dtype=np.int64)  # [N, (k,) T, C]
+        arr = np.zeros((N, T) + vals.shape[1:], dtype=np.int64)  # [N, step, (k,) T, C]
         for t in range(T):
-            arr[:, v[t], t] = stage_values[name][:, t]
-        out[name] = arr.reshape(N * T, T, C)
-    n = stage_values["relu"].shape[1]
-    relu = np.zeros((N, T, n, T, C), dtype=np.int64)
-    for t in range(T):
-        relu[:, v[t], :, t] = stage_values["relu"][:, :, t]
-    out["relu"] = relu.reshape(N * T, n, T, C)
-    out["replay"] = stage_values["sum"].reshape(N * T, C)
+            arr[:, v[t], ..., t, :] = vals[..., t, :]
+        out[name] = arr.reshape((N * T,) + vals.shape[1:])
+    out["replay"] = np.asarray(stage_values["sum"], dtype=np.int64).reshape(N * T, C)
     out["out"] = np.moveaxis(np.asarray(gated, dtype=np.int64), 0, 1).reshape(N * T, *gated.shape[2:])
     return out

@@ -73,6 +73,8 @@ class _Builder:
         self.shapes = infer_shapes(self.graph)
         self.probes: list[tuple] = []  # (layer name, extractor, port, lag, shape CHW, port is WHC)
         self.keep = []  # every process, so none is garbage collected before the run
+        self.stage_probes: dict[str, tuple[str, str]] = {}  # probe name → (gate node, stage)
+        self.clock = None  # the phase clock of the neuro-core gates (one per network)
 
     def probe(self, name: str, port, lag: int, shape: tuple, num_steps: int, whc: bool):
         """Record ``port`` every step with an ``Extractor`` (whole arrays through a pipe to this process;
@@ -156,14 +158,18 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
         if k < len(gates):
             gate = gates[k]
             out_port, out_shape = layer_ports[-1][2], layer_ports[-1][3]
-            prev_port = _gate(b, graph, gate, out_port, out_shape, seg_layers, tag, timing["phases"][gate["node"]])
+            if gate.get("placement") == "neurocore":
+                prev_port = _neurocore_gate(b, graph, gate, out_port, out_shape, seg_layers, lags, steps)
+            else:
+                prev_port = _gate(b, graph, gate, out_port, out_shape, seg_layers, tag,
+                                  timing["phases"][gate["node"]])
             b.probe(gate["node"], prev_port, lags[gate["node"]], tuple(gate["x_shape"]), steps, whc=False)
 
     from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
 
     cfg = run_cfg or Loihi2SimCfg(select_tag=tag, exception_proc_model_map={Extractor: PyLoihiExtractorModel})
     start = time.perf_counter()
-    recorded = {}
+    recorded, stages = {}, {}
     try:
         src.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
         for name, ext, port, lag, shape, whc in b.probes:
@@ -173,6 +179,10 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
             arr = arr.reshape(steps, *shape)
             idx = lag - 1  # row of Lava step `lag`
             win = arr[idx: idx + N * T].reshape(N, T, *shape)
+            if name in b.stage_probes:  # a neuro-core gate's stage: [N·T, ...] per Lava step
+                gate_name, stage = b.stage_probes[name]
+                stages.setdefault(gate_name, {})[stage] = win.reshape(N * T, *shape).astype(np.int64)
+                continue
             recorded[name] = np.moveaxis(win, 0, 1)  # [T, N, ...]
     finally:
         try:
@@ -183,6 +193,7 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
     return _activity(graph, recorded, payload, labels, N, tag, {
         "lava_steps": steps, "seconds": seconds, "lags": lags, "pad": timing["pad"],
         "delay_lines": timing["delays"], "gate_phases": timing["phases"], "select_tag": tag, "graph_names": graph.names,
+        "gate_stages": stages, "processes": len(b.keep),
         "latency_steps": int(lags[[n for n in graph.names if n in lags][-1]] - lags[graph.names[0]])})
 
 
@@ -278,6 +289,32 @@ def _gate(b: _Builder, graph: g.Graph, gate: dict, x_port, x_shape, seg_layers: 
         _port_to_chw(x_port, x_shape).connect(proc.s_in)
     b.keep.append(proc)
     return proc.a_out
+
+
+def _neurocore_gate(b: _Builder, graph: g.Graph, gate: dict, x_port, x_shape, seg_layers: dict, lags: dict,
+                    steps: int):
+    """A neuro-core gate (:mod:`tcja_deploy.hardware.lava_gate`) on the squeezed and the gated spikes; every
+    stage is probed. Returns the gated payloads' out port (CHW)."""
+    from tcja_deploy.conversion.neurocore_gate import NeurocoreGate
+    from tcja_deploy.hardware import lava_gate
+
+    ng = NeurocoreGate.from_arrays(b.deploy.gate_arrays(gate["file"]))
+    if b.clock is None:
+        b.clock = lava_gate.PhaseClock(b.T)
+        b.keep.append(b.clock.lif)
+    s_port, s_shape = seg_layers[gate["squeeze_from"]]
+    names = graph.names
+    x_source = names[names.index(gate["node"]) - 1]
+    net = lava_gate.build_gate(ng, _port_to_chw(s_port, s_shape), tuple(s_shape), _port_to_chw(x_port, x_shape),
+                               tuple(x_shape), ls=lags[gate["squeeze_from"]], lx=lags[x_source], clock=b.clock)
+    b.keep += net.processes
+    for stage, (port, start, shape) in net.probes.items():
+        if stage == "out":
+            continue  # recorded as the gate layer's output
+        probe = f"{gate['node']}.{stage}"
+        b.stage_probes[probe] = (gate["node"], stage)
+        b.probe(probe, port, start, shape, steps, whc=False)
+    return net.out_port
 
 
 def _activity(graph: g.Graph, recorded: dict, payload: np.ndarray, labels, N: int, tag: str, extra: dict):

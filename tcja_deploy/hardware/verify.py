@@ -41,6 +41,37 @@ def spike_agreement(a: NetworkActivity, b: NetworkActivity, samples: Optional[in
     return out
 
 
+def gate_stage_agreement(graph: g.Graph, x: torch.Tensor, stages: dict) -> dict:
+    """Per neuro-core gate and stage: does Lava's record equal what the stage must hold?
+
+    The expectation comes from the emulator's own run of ``graph`` (the squeezed spikes' counts through
+    :func:`neurocore_gate.stages`, laid out per Lava step by :func:`lava_gate.expected_series`).
+    """
+    from tcja_deploy.conversion.execute import run_graph
+    from tcja_deploy.conversion.neurocore_gate import NeurocoreGate, stages as nc_stages
+    from tcja_deploy.hardware.lava_gate import expected_series
+
+    if not stages:
+        return {}
+    _, outputs = run_graph(graph, x.to(torch.float64), record=True)
+    names = graph.names
+    out = {}
+    for gate_name, recorded in stages.items():
+        node = graph.nodes[gate_name]
+        ng = NeurocoreGate.from_arrays(node.params)
+        src = node.squeeze_from or names[names.index(gate_name) - 1]
+        counts = outputs[src].sum(dim=(3, 4)).permute(1, 0, 2).round().to(torch.int64).numpy()
+        want = expected_series(nc_stages(counts, ng), ng, outputs[gate_name].round().to(torch.int64).numpy())
+        per = {}
+        for stage, got in recorded.items():
+            exp = want[stage]
+            eq = (got.shape == exp.shape) and np.array_equal(got, exp)
+            agreement = float((got == exp).mean()) if got.shape == exp.shape else 0.0
+            per[stage] = {"identical": bool(eq), "agreement": agreement, "nonzero": int(np.count_nonzero(exp))}
+        out[gate_name] = per
+    return out
+
+
 def lava_check(deploy_dir: Path, graph: g.Graph, x: torch.Tensor, labels: np.ndarray, float_scores: np.ndarray,
                select_tag: str = "fixed_pt", log: Callable[[str], None] = print) -> dict:
     """Run the n samples of x [T, n, C, H, W] on Lava and on the emulator; the ``lava`` section of fidelity.json.
@@ -58,6 +89,8 @@ def lava_check(deploy_dir: Path, graph: g.Graph, x: torch.Tensor, labels: np.nda
         log(f"warning: the Lava simulation failed: {e.__class__.__name__}: {e}")
         return {"error": f"{e.__class__.__name__}: {e}", "samples": n, "all_layers_identical": False}
     layers = spike_agreement(emu, lava)
+    stages = gate_stage_agreement(graph, x, lava.extra.get("gate_stages", {}))
+    all_stages = all(r["identical"] for per in stages.values() for r in per.values())
     return {"accuracy": F.accuracy(lava.scores, labels), "samples": n,
             "float_accuracy_same_samples": F.accuracy(float_scores, labels),
             "emulator_accuracy_same_samples": F.accuracy(emu.scores, labels),
@@ -66,4 +99,6 @@ def lava_check(deploy_dir: Path, graph: g.Graph, x: torch.Tensor, labels: np.nda
             "latency_steps": int(lava.extra["latency_steps"]),
             "alignment_delay_lines": {str(k): v for k, v in lava.extra["delay_lines"].items()},
             "gate_phases": dict(lava.extra["gate_phases"]),
-            "layers": layers, "all_layers_identical": all(r["identical"] for r in layers.values())}
+            "processes": int(lava.extra.get("processes", 0)),
+            "layers": layers, "gate_stages": stages,
+            "all_layers_identical": all(r["identical"] for r in layers.values()) and all_stages}

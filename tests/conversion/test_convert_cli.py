@@ -8,6 +8,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from tcja_deploy import convert
+from tcja_deploy.conversion import neurocore_gate as NC
 from tcja_deploy.conversion.graph import Graph
 
 from tiny import tiny_run
@@ -96,7 +97,9 @@ def test_convert_end_to_end(run_dir, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp dirs left
     assert oct(out.stat().st_mode)[-3:] == "755"
     doc = json.loads((out / "graph.json").read_text())
-    assert doc["target"] == "loihi2" and doc["latency_steps"] == 4 + 4 + 1 + 4 + 1
+    # neuro-core gates: gate0 squeezes behind a pool (skew 1), gate1 its own input
+    assert doc["target"] == "loihi2" and doc["latency_steps"] == 4 + NC.latency_steps("window", 4, 1) + 1 \
+        + NC.latency_steps("window", 4, 0) + 1
     assert [s["file"] for s in doc["segments"]] == ["segment_0.net", "segment_1.net", "segment_2.net"]
     assert doc["meta"]["passes"][-1] == "quantize_loihi2" and "quantization" in doc["meta"]
     graph = Graph.from_dict(doc)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tcja_deploy.conversion import netx_export
+from tcja_deploy.conversion import neurocore_gate as NC
 from tcja_deploy.conversion import passes as P
 from tcja_deploy.conversion.build import build_graph
 from tcja_deploy.conversion.targets import TARGETS, run_passes
@@ -28,7 +29,7 @@ def test_segments_split_at_gates(qgraph):
     segs = netx_export.segments(qgraph)
     assert [s["layers"] for s in segs] == [["conv0", "pool0", "conv1", "pool1"], ["conv2"], ["linear0"]]
     assert [s["input_from"] for s in segs] == ["input", "gate0", "gate1"]
-    assert segs[0]["input_payload_bits"] == 2 and segs[1]["input_payload_bits"] == P.GATE_PAYLOAD_BITS
+    assert segs[0]["input_payload_bits"] == 2 and segs[1]["input_payload_bits"] == NC.PAYLOAD_BITS
     gates = netx_export.gates(qgraph)
     assert gates[0]["squeeze_from"] == "lif1" and gates[0]["s_shape"] == [6, 4, 4] and gates[0]["x_shape"] == [6, 2, 2]
     assert gates[1]["squeeze_from"] == "lif2" and gates[1]["s_shape"] == gates[1]["x_shape"] == [6, 2, 2]

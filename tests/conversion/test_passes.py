@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from tcja_deploy.conversion import graph as g
+from tcja_deploy.conversion import neurocore_gate as NC
 from tcja_deploy.conversion import passes as P
 from tcja_deploy.conversion.build import build_graph
 from tcja_deploy.conversion.execute import ConversionError, run_graph
@@ -201,11 +202,12 @@ def test_trunk_passes_on_the_tiny_model():
     assert_same(before, after, tiny_input(6).double())
 
 
-def test_quantize_loihi2_respects_loihi_limits_and_stays_close():
+@pytest.mark.parametrize("placement", ["neurocore", "host"])
+def test_quantize_loihi2_respects_loihi_limits_and_stays_close(placement):
     model = tiny_model()
     fg = run_passes(TARGETS["lava-float"], build_graph(model))
     x = tiny_input(24)
-    q = P.quantize_loihi2(fg, P.calibrate(fg, x))
+    q = P.quantize_loihi2(fg, P.calibrate(fg, x), gate_placement=placement)
     assert q.meta["passes"][-1] == "quantize_loihi2"
     assert isinstance(q.nodes["input"], g.QInput) and q.nodes["input"].payload_bits == 2  # counts 0..3
     for name, node in q.items():
@@ -218,7 +220,8 @@ def test_quantize_loihi2_respects_loihi_limits_and_stays_close():
             if node.bias_mant is not None:
                 assert np.abs(node.bias_mant).max() < 1 << 12
         if isinstance(node, g.QGate):
-            assert node.payload_bits == P.GATE_PAYLOAD_BITS
+            assert node.placement == placement
+            assert node.payload_bits == (P.GATE_PAYLOAD_BITS if placement == "host" else NC.PAYLOAD_BITS)
     fl = emulator.emulate(fg, x, record=True)
     qa = emulator.emulate(q, x, record=True)
     for a, b in zip(fl.layers, qa.layers):

@@ -32,7 +32,7 @@ def test_the_calibrated_quantization_pass_records_its_calibration(tiny_float_gra
     plain = run_passes(get_target("loihi2"), tiny_float_graph)
     assert "calibration" not in plain.meta and plain.nodes["input"].payload_bits == 0
     # options reach the quantization pass
-    narrow = run_passes(get_target("loihi2", x, gate_payload_bits=4), tiny_float_graph)
+    narrow = run_passes(get_target("loihi2", x, gate_payload_bits=4, gate_placement="host"), tiny_float_graph)
     assert {n.payload_bits for n in narrow.nodes.values() if isinstance(n, g.QGate)} == {4}
 
 

@@ -124,6 +124,10 @@ class Reference:
         s = x if nd["squeeze_from"] is None else outputs[nd["squeeze_from"]]
         assert s.shape[3:] == (nd["height"], nd["width"]) and s.shape[2] == nd["channels"]
         counts = s.astype(np.int64).sum(axis=(3, 4)).transpose(1, 0, 2)  # [N, T, C]
+        if nd.get("placement", "host") == "neurocore":
+            code = self.neurocore_codes(P, counts)
+            self.stats["codes"] |= set(np.unique(code).tolist())
+            return x.astype(np.int64) * code.transpose(1, 0, 2)[..., None, None]
         N, T, C = counts.shape
         w_cla, w_tla = arr(P["w_cla_q"]).astype(np.int64), arr(P["w_tla_q"]).astype(np.int64)
         k_cla, k_tla = w_cla.shape[-1], w_tla.shape[-1]
@@ -152,6 +156,40 @@ class Reference:
         code = lut[idx + half]
         self.stats["codes"] |= set(np.unique(code).tolist())
         return x.astype(np.int64) * code.transpose(1, 0, 2)[..., None, None]
+
+    def neurocore_codes(self, P, counts):
+        """FORMATS.md, q_gate with placement "neurocore": the stages of the standard Lava processes."""
+        N, T, C = counts.shape
+        q_cla, q_tla = arr(P["q_cla"]).astype(np.int64), arr(P["q_tla"]).astype(np.int64)
+        k_cla, k_tla = q_cla.shape[-1], q_tla.shape[-1]
+        streaming = str(arr(P["mode"])) == "streaming"
+        lc = (k_cla - 1) // 2
+        lt = k_tla - 1 if streaming else (k_tla - 1) // 2
+        sq = counts >> scalar(P["squeeze_shift"])
+        a_shift, b_shift = scalar(P["a_shift"]), scalar(P["b_shift"])
+        A = np.zeros((N, T, C), np.int64)
+        B = np.zeros((N, T, C), np.int64)
+        for t in range(T):
+            for c in range(C):
+                for u in range(T):  # one slot per source step u, floored on its own
+                    slot = np.zeros(N, np.int64)
+                    for j in range(k_cla):
+                        if 0 <= c + j - lc < C:
+                            slot += q_cla[t, u, j] * sq[:, u, c + j - lc]
+                    A[:, t, c] += slot >> a_shift
+                    j = u - t + lt
+                    if 0 <= j < k_tla:
+                        B[:, t, c] += (sq[:, u, :] @ q_tla[c, :, j]) >> b_shift
+        p = (A * B) >> scalar(P["prod_shift"])
+        K = arr(P["knot"]).astype(np.int64)
+        slope = arr(P["slope"]).astype(np.int64)
+        g = scalar(P["out_shift"])
+        c = np.maximum(0, p + K[-1]) - np.maximum(0, p - K[-1])
+        G = slope[0] * c + (1 << (g - 1))
+        for kj, dj in zip(K[1:-1], slope[1:]):
+            G += dj * np.maximum(0, c - (kj + K[-1]))
+        assert np.abs(A).max() < 1 << 15 and np.abs(B).max() < 1 << 15
+        return G >> g
 
     # -- host and structural nodes (§1.5)
     def flatten(self, nd, x):
@@ -238,11 +276,11 @@ def images(n: int, seed: int) -> torch.Tensor:
     return torch.rand((T, n) + INPUT_SHAPE, generator=g) * 1.7
 
 
-def fixed_point_graph(layers, calibration: torch.Tensor) -> Graph:
+def fixed_point_graph(layers, calibration: torch.Tensor, gate_placement: str = "neurocore") -> Graph:
     """The loihi2 target's passes, quantization calibrated on ``calibration``."""
     graph = build_graph(trained_like_model(layers))
     if len(inspect.signature(get_target).parameters) > 1:  # get_target(name, calibration_x, **options)
-        return run_passes(get_target("loihi2", calibration), graph)
+        return run_passes(get_target("loihi2", calibration, gate_placement=gate_placement), graph)
     return run_passes(get_target("loihi2"), graph, calibration)
 
 
@@ -283,12 +321,17 @@ def make_case(name: str):
     """(graph.json text, inputs x [T, N, ...])."""
     if name == "tiny":
         return fixed_point_graph(TINY, event_counts(16, 1)).to_json(), event_counts(5, 7)
+    if name == "tiny-host-gate":
+        return fixed_point_graph(TINY, event_counts(16, 1), "host").to_json(), event_counts(5, 7)
+    if name == "streaming-host-gate":
+        return fixed_point_graph(STREAMING, images(16, 3), "host").to_json(), images(5, 4)
     if name == "graded-readout":
-        return fixed_point_graph(GRADED_READOUT, event_counts(16, 1)).to_json(), event_counts(5, 7)
+        # host gate: a payload unit of 2^-6 makes the readout's scaling exact in any summation order
+        return fixed_point_graph(GRADED_READOUT, event_counts(16, 1), "host").to_json(), event_counts(5, 7)
     if name == "streaming-images":
         return fixed_point_graph(STREAMING, images(16, 3)).to_json(), images(5, 4)
     if name == "overflow":
-        doc = overflow_variant(json.loads(fixed_point_graph(TINY, event_counts(16, 1)).to_json()))
+        doc = overflow_variant(json.loads(fixed_point_graph(TINY, event_counts(16, 1), "host").to_json()))
         return json.dumps(doc), event_counts(3, 7)
     if name == "dense-overflow":
         g = torch.Generator().manual_seed(5)
@@ -296,7 +339,8 @@ def make_case(name: str):
     raise KeyError(name)
 
 
-CASES = ("tiny", "graded-readout", "streaming-images", "overflow", "dense-overflow")
+CASES = ("tiny", "tiny-host-gate", "graded-readout", "streaming-images", "streaming-host-gate", "overflow",
+         "dense-overflow")
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -335,7 +379,7 @@ def test_reference_reimplementation_matches_run_graph(case):
         assert np.abs(outputs["dense"]).max() >= M23 and ref.stats["u_wrap"] and ref.stats["v_clip"], ref.stats
     if case == "graded-readout":
         assert "readout" in kinds and doc["nodes"][-2]["input_scale"] == 2.0 ** -6
-    if case == "streaming-images":
+    if case in ("streaming-images", "streaming-host-gate"):
         assert {n["mode"] for n in doc["nodes"] if n["type"] == "q_gate"} == {"streaming"}
         assert doc["nodes"][0]["payload_bits"] > 0 and doc["nodes"][0]["scale"] != 1.0
         assert any(n["type"] == "q_cuba_lif" and n["i_decay"] != 4096 for n in doc["nodes"])

@@ -83,8 +83,25 @@ def test_qconv_is_lavas_conv(groups, stride, padding, payload):
 
 @pytest.fixture(scope="module")
 def qgraph():
+    """The tiny network with host gates (the layout checks below name their payload widths)."""
     trunk = run_passes(TARGETS["lava-float"], build_graph(tiny_model()))
-    return P.quantize_loihi2(trunk, P.calibrate(trunk, tiny_input(16)))
+    return P.quantize_loihi2(trunk, P.calibrate(trunk, tiny_input(16)), gate_placement="host")
+
+
+def test_a_neurocore_gate_is_its_integer_stages():
+    from tcja_deploy.conversion import neurocore_gate as NC
+
+    trunk = run_passes(TARGETS["lava-float"], build_graph(tiny_model()))
+    node = P.quantize_loihi2(trunk, P.calibrate(trunk, tiny_input(16))).nodes["gate0"]
+    assert node.placement == "neurocore"
+    gen = torch.Generator().manual_seed(3)
+    s = (torch.rand(T, 5, 6, 4, 4, generator=gen) < 0.4).double()
+    x = torch.nn.functional.max_pool2d(s.flatten(0, 1), 2).reshape(T, 5, 6, 2, 2)
+    out = fixed_point.gate_fixed(x, s, node).numpy()
+    codes = NC.gate_codes(s.sum((3, 4)).permute(1, 0, 2).numpy().astype(np.int64),
+                          NC.NeurocoreGate.from_arrays(node.params))
+    assert np.array_equal(out, x.numpy() * codes.transpose(1, 0, 2)[..., None, None])
+    assert out.max() <= 255 and out.any()
 
 
 def test_gate_is_gate_math(qgraph):
