@@ -392,3 +392,71 @@ def latency_steps(ng_mode: str, T: int, skew: int) -> int:
     """Steps from a spike entering the gate to its gated payload leaving it (1 + D_x)."""
     v_minus_t = T - 1 if ng_mode == "window" else 0
     return 1 + max(0, v_minus_t + SUM_STEP + 1 - skew)
+
+
+# ------------------------------------------------------------------------------------------ counting
+def _pulse_parts(values: np.ndarray) -> int:
+    """Synapses a constant injection takes: one per nonzero 8-bit part of each |value|."""
+    mag = np.abs(np.asarray(values, dtype=np.int64))
+    return int(np.count_nonzero(mag >> PULSE_SPLIT) + np.count_nonzero(mag & 255))
+
+
+def structure(ng: NeurocoreGate, gated_positions: int) -> dict[str, dict[str, int]]:
+    """Neurons and synapses of every stage of the sub-network (the clock's one neuron not included).
+
+    Args:
+        gated_positions: C·H'·W', the positions the gate scales.
+
+    Returns {stage: {"neurons", "synapses"}}; a stage's synapses are those into its neurons.
+    """
+    T, C, rows, area = ng.T, ng.C, ng.rows, ng.area
+    m_cla, m_tla = linear_maps(ng)
+    n_in = len(ng.offsets)
+    k_top = int(ng.knots[-1])
+    return {
+        "squeeze": {"neurons": C, "synapses": C * area},
+        "select": {"neurons": rows, "synapses": 2 * rows},  # fan-out + clock pulse
+        "product": {"neurons": rows, "synapses": int(np.count_nonzero(m_cla) + np.count_nonzero(m_tla))},
+        "clamp_relu": {"neurons": 2 * rows, "synapses": 2 * rows + 2 * rows * _pulse_parts([k_top])},
+        "clamp": {"neurons": rows, "synapses": 2 * rows},
+        "relu": {"neurons": n_in * rows, "synapses": n_in * rows + rows * _pulse_parts(ng.offsets)},
+        "sum": {"neurons": rows, "synapses": rows * (1 + int(np.count_nonzero(ng.slope[1:])) + 1)},
+        "replay": {"neurons": C, "synapses": rows},
+        "out": {"neurons": gated_positions, "synapses": 2 * gated_positions},  # broadcast + held spike
+    }
+
+
+def events(ng: NeurocoreGate, counts: np.ndarray, x_events: np.ndarray, squeeze_events: np.ndarray,
+           pixels: int) -> dict[str, np.ndarray]:
+    """Synaptic events of the sub-network per sample, exactly as its processes send them.
+
+    A graded neuron sends a message when its value is nonzero; every message, and every spike of the
+    clock (once per window), crosses each synapse leaving its source.
+
+    Args:
+        counts: [N, T, C] the squeezed spike counts of each window.
+        x_events: [N] spikes the gate scales (each crosses its one hold synapse).
+        squeeze_events: [N] spikes squeezed (each crosses one squeeze synapse).
+        pixels: H'·W', the gated positions per channel (the replay's broadcast fan-out).
+
+    Returns {"graded": [N] events carrying a graded payload, "binary": [N] events of binary spikes,
+    "messages": [N] graded messages the stages' neurons send (the gate's output not included)}.
+    """
+    s = stages(np.asarray(counts, dtype=np.int64), ng)
+    rows, T = ng.rows, ng.T
+    m_cla, m_tla = linear_maps(ng)
+    out_degree = np.count_nonzero(m_cla, axis=(0, 1)) + np.count_nonzero(m_tla, axis=(0, 1))  # [T', C']
+
+    def nz(a):
+        a = np.asarray(a)
+        return np.count_nonzero(a.reshape(a.shape[0], -1), axis=1).astype(np.int64)
+
+    n_in = len(ng.offsets)
+    sq, prod, lohi, clamp, total = (nz(s[k]) for k in ("squeeze", "product", "clamp_relu", "clamp", "sum"))
+    sel = ((np.asarray(s["squeeze"]) != 0) * out_degree[None]).sum(axis=(1, 2))
+    relu_used = nz(np.asarray(s["relu"])[:, np.flatnonzero(ng.slope[1:])])
+    graded = sq * T + sel + 2 * prod + lohi + clamp * (n_in + 1) + relu_used + total + total * pixels
+    pulses = rows + 2 * rows * _pulse_parts([int(ng.knots[-1])]) + rows * _pulse_parts(ng.offsets) + rows
+    binary = np.asarray(squeeze_events, dtype=np.int64) + np.asarray(x_events, dtype=np.int64) + pulses
+    messages = 2 * sq + prod + lohi + clamp + nz(s["relu"]) + 2 * total
+    return {"graded": graded.astype(np.int64), "binary": binary.astype(np.int64), "messages": messages}

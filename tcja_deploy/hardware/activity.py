@@ -66,6 +66,9 @@ class LayerActivity:
         output_payload_bits: 0 for binary output spikes, else the graded payload width.
         gate: the gate's geometry, for a gate.
         latency_steps: time steps this layer adds between input and output (synaptic hop or gate window).
+        gate_counts: [N, T, C] int64 spike counts the gate squeezes, for a gate.
+        gate_params: the ``q_gate`` node's integer parameters, for a neuro-core gate (its sub-network is
+            counted from them).
     """
 
     name: str
@@ -81,6 +84,8 @@ class LayerActivity:
     output_payload_bits: int = 0
     gate: Optional[GateGeometry] = None
     latency_steps: int = 1
+    gate_counts: Optional[np.ndarray] = None
+    gate_params: Optional[dict] = None
 
 
 @dataclass
@@ -126,7 +131,7 @@ def gate_geometry(graph: g.Graph, layer: Layer, shapes: dict) -> GateGeometry:
     placement = getattr(node, "placement", "host")
     if isinstance(node, g.QGate) and placement == "neurocore":
         w_tla, w_cla = node.params["q_tla"], node.params["q_cla"]
-        knots = int(np.asarray(node.params["knot_mant"]).size)
+        knots = int(np.asarray(node.params["knot"]).size)
     else:
         params = node.params if isinstance(node, g.QGate) else {"w_tla": node.w_tla, "w_cla": node.w_cla}
         w_tla, w_cla, knots = params["w_tla"], params["w_cla"], 0
@@ -148,8 +153,14 @@ def layer_activities(graph: g.Graph, inputs: dict[str, np.ndarray], outputs: dic
     for layer in layer_plan(graph):
         kw: dict = {}
         if layer.kind == "gate":
+            node = graph.nodes[layer.neuron]
             kw["gate"] = gate_geometry(graph, layer, shapes)
-            kw["output_payload_bits"] = int(getattr(graph.nodes[layer.neuron], "payload_bits", 0))
+            kw["output_payload_bits"] = int(getattr(node, "payload_bits", 0))
+            src = outputs[layer.squeeze_layer] if layer.squeeze_layer else inputs[layer.name]
+            kw["gate_counts"] = np.asarray(src).reshape(src.shape[0], src.shape[1], src.shape[2], -1) \
+                .sum(axis=3, dtype=np.int64).transpose(1, 0, 2)
+            if kw["gate"].placement == "neurocore":
+                kw["gate_params"] = node.params
         else:
             syn = graph.nodes[layer.synapse]
             kw["weight"] = None if layer.kind == "pool" else np.asarray(syn.weight)

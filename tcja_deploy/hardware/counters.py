@@ -322,16 +322,40 @@ def count_layer(layer: LayerActivity, steps_simulated: Optional[int] = None,
         "neuron_updates_active": active.astype(np.int64),
         "gate_adds": zeros.copy(), "gate_macs": zeros.copy(), "gate_mults": zeros.copy(), "gate_lookups": zeros.copy(),
     }
+    synapses = 0 if fan is None else int(fan.sum())
     if is_gate:
         if not layer.gate:
             raise ValueError(f"gate layer {layer.name!r} lacks its gate dimensions")
         sq = counts["input_events"] if squeeze_events is None else np.asarray(squeeze_events, dtype=np.int64)
-        ops = gate_ops(layer.gate, sq, counts["spikes"])
-        for k, v in ops.items():
-            counts[k] = np.broadcast_to(np.asarray(v, dtype=np.int64), (N,)).copy()
+        if layer.gate.placement == "neurocore":
+            neurons, synapses = _count_neurocore_gate(layer, counts, sq, steps_run)
+        else:
+            ops = gate_ops(layer.gate, sq, counts["spikes"])
+            for k, v in ops.items():
+                counts[k] = np.broadcast_to(np.asarray(v, dtype=np.int64), (N,)).copy()
     rate = spikes / float(max(units * T, 1))
     return LayerCounts(name=layer.name, kind=layer.kind, neurons=neurons, units=units, steps=T,
-                       synapses=0 if fan is None else int(fan.sum()), counts=counts, firing_rate=rate.astype(np.float64))
+                       synapses=synapses, counts=counts, firing_rate=rate.astype(np.float64))
+
+
+def _count_neurocore_gate(layer: LayerActivity, counts: dict, squeeze_events: np.ndarray, steps_run: int
+                          ) -> tuple[int, int]:
+    """A neuro-core gate's SynOps and neuron updates, exactly as its sub-network of standard processes runs
+    (:func:`tcja_deploy.conversion.neurocore_gate.events`); it does no host arithmetic. Fills ``counts`` in
+    place and returns (neurons, synapses)."""
+    from tcja_deploy.conversion import neurocore_gate as NC
+
+    ng = NC.NeurocoreGate.from_arrays(layer.gate_params)
+    pixels = int(np.prod(layer.out_shape[1:]))
+    parts = NC.structure(ng, int(np.prod(layer.out_shape)))
+    neurons = sum(p["neurons"] for p in parts.values())
+    synapses = sum(p["synapses"] for p in parts.values())
+    ev = NC.events(ng, layer.gate_counts, counts["input_events"], squeeze_events, pixels)
+    counts["synops"] = ev["graded"] + ev["binary"] + counts["spikes"] * 0  # the output's SynOps: next layer
+    counts["synops_graded"] = ev["graded"].copy()
+    counts["neuron_updates"] = np.full_like(ev["graded"], neurons * steps_run)
+    counts["neuron_updates_active"] = ev["messages"] + counts["spikes"]
+    return neurons, synapses
 
 
 @dataclass
@@ -403,7 +427,7 @@ def count_network(activity: NetworkActivity) -> NetworkCounts:
     total = {k: sum((lc.counts[k] for lc in layers), np.zeros(N, dtype=np.int64)) for k in COUNT_KEYS}
     # One layer's input is the previous layer's output: the network's input events are the first layer's.
     total["input_events"] = layers[0].counts["input_events"].copy()
-    neuron_layers = [lc for lc in layers if lc.neurons > 0]
+    neuron_layers = [lc for lc in layers if lc.neurons > 0 and lc.kind != "gate"]
     denom = float(sum(lc.units * lc.steps for lc in neuron_layers)) or 1.0
     rate = sum((lc.counts["spikes"] for lc in neuron_layers), np.zeros(N, dtype=np.int64)) / denom
     correct, pred = accuracy_flags(activity.scores, activity.labels)

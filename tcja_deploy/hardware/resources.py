@@ -52,7 +52,8 @@ class LayerResources:
     """Loihi 2 resources of one layer.
 
     Attributes:
-        neurons: neurons on the neuro cores (0 for a gate, which runs off the neuro cores).
+        neurons: neurons on the neuro cores (a host gate: 0, it runs off them; a neuro-core gate: its
+            sub-network's).
         synapses: non-zero connections into the layer (every output position of a conv).
         weights: non-zero distinct weights (a conv's kernel entries; a dense layer's matrix).
         synaptic_memory_bits: synapses × weight bits (no weight sharing: an upper bound for convs).
@@ -75,7 +76,9 @@ class LayerResources:
 def layer_resources(layer: LayerActivity) -> LayerResources:
     """Neurons, synapses, synaptic memory and cores of one layer."""
     if layer.kind == "gate":
-        return LayerResources(layer.name, layer.kind, 0, 0, 0, 0, 0)
+        if layer.gate is None or layer.gate.placement != "neurocore" or layer.gate_params is None:
+            return LayerResources(layer.name, layer.kind, 0, 0, 0, 0, 0)  # a host process: no neuro cores
+        return _neurocore_gate_resources(layer)
     neurons = int(math.prod(int(v) for v in layer.out_shape))
     fan = fanout(layer)
     synapses = 0 if fan is None else int(fan.sum())
@@ -86,6 +89,22 @@ def layer_resources(layer: LayerActivity) -> LayerResources:
     cores_memory = math.ceil(bits / (limit("synaptic_memory_bytes_per_core") * 8))
     cores = max(cores_neurons, cores_memory, 1 if neurons else 0)
     return LayerResources(layer.name, layer.kind, neurons, synapses, weights, bits, cores)
+
+
+def _neurocore_gate_resources(layer: LayerActivity) -> LayerResources:
+    """A neuro-core gate: the neurons and synapses of its sub-network; each stage's population is placed on
+    its own cores (a lower bound, like the trunk's)."""
+    from tcja_deploy.conversion import neurocore_gate as NC
+
+    ng = NC.NeurocoreGate.from_arrays(layer.gate_params)
+    parts = NC.structure(ng, int(math.prod(int(v) for v in layer.out_shape)))
+    neurons = sum(p["neurons"] for p in parts.values())
+    synapses = sum(p["synapses"] for p in parts.values())
+    bits_per_synapse = int(limit("weight_bits"))
+    cores = sum(max(math.ceil(p["neurons"] / limit("neurons_per_core")),
+                    math.ceil(p["synapses"] * bits_per_synapse / (limit("synaptic_memory_bytes_per_core") * 8)), 1)
+                for p in parts.values())
+    return LayerResources(layer.name, layer.kind, neurons, synapses, synapses, synapses * bits_per_synapse, cores)
 
 
 def network_resources(layers: list[LayerActivity]) -> dict:

@@ -104,9 +104,13 @@ def test_convert_end_to_end(run_dir, tmp_path, capsys):
     assert doc["meta"]["passes"][-1] == "quantize_loihi2" and "quantization" in doc["meta"]
     graph = Graph.from_dict(doc)
     gate = np.load(out / "gate_0.npz")
-    assert np.array_equal(gate["lut"], graph.nodes["gate0"].params["lut"])
+    assert str(gate["placement"]) == "neurocore" and graph.nodes["gate0"].placement == "neurocore"
+    assert np.array_equal(gate["slope"], graph.nodes["gate0"].params["slope"])
     fid = json.loads((out / "fidelity.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert fid["lava"]["all_layers_identical"] and fid["lava"]["samples"] == 3
+    stages = fid["lava"]["gate_stages"]
+    assert set(stages) == {"gate0", "gate1"} and all(r["identical"] for s in stages.values() for r in s.values())
+    assert set(stages["gate0"]) == {"squeeze", "select", "product", "clamp_relu", "clamp", "relu", "sum", "replay"}
     assert fid["float"]["accuracy"] is None  # random data: no labels
     assert set(fid["lava"]["layers"]) == {"conv0", "pool0", "conv1", "pool1", "gate0", "conv2", "gate1", "linear0"}
     assert fid["onnx"]["predictions_identical"] and fid["data"]["source"] == "random"

@@ -14,23 +14,28 @@ from tcja_deploy.conversion.layers import latency_steps, plan_timing
 from tcja_deploy.conversion.targets import TARGETS, run_passes
 from tcja_deploy.hardware import emulator
 from tcja_deploy.hardware.lava_sim import run_lava
-from tcja_deploy.hardware.verify import spike_agreement
+from tcja_deploy.conversion import neurocore_gate as NC
+from tcja_deploy.hardware.verify import gate_stage_agreement, spike_agreement
 from tcja_deploy.models.specs import LIF, BatchNorm, Conv, Flatten, Linear, MaxPool, TCJAAttention, Vote
 from tcja_deploy.training.checkpoint import save_model
 
 from tiny import T, tiny_config, tiny_input, tiny_model, tiny_run
 
 
-def test_timing_plan_gives_every_gate_the_phase_of_its_windows():
+@pytest.mark.parametrize("placement", ["host", "neurocore"])
+def test_timing_plan_gives_every_gate_the_phase_of_its_windows(placement):
     trunk = run_passes(TARGETS["lava-float"], build_graph(tiny_model()))
-    q = P.quantize_loihi2(trunk, P.calibrate(trunk, tiny_input(8)))
+    q = P.quantize_loihi2(trunk, P.calibrate(trunk, tiny_input(8)), gate_placement=placement)
     segs, gates = netx_export.segments(q), netx_export.gates(q)
     plan = plan_timing(q, segs, gates)
     lags = plan["lags"]
     assert lags["input"] == 1 and plan["pad"] == 0 and plan["delays"] == {}  # no empty steps, no delay lines
     # segment 0 has 4 hops: sample 0 reaches gate 0 at Lava step 5, so its windows start at steps ≡ 5 (mod T)
     assert plan["phases"]["gate0"] == (1 + 4 - 1) % T
-    assert lags["gate0"] == lags["pool1"] + T  # window mode: T steps of latency
+    # window mode: T steps of latency on the host; on neuro cores T − 1 + the stages (gate0 squeezes before
+    # the pool, one hop ahead of what it scales)
+    gate_steps = T if placement == "host" else NC.latency_steps("window", T, 1)
+    assert lags["gate0"] == lags["pool1"] + gate_steps
     # one hop (conv2) between the gates: gate 1's windows start one step later than gate 0's outputs
     assert plan["phases"]["gate1"] == (lags["gate0"] + 1 - 1) % T
     assert lags["linear0"] == lags["gate1"] + 1
@@ -47,14 +52,15 @@ def causal_run(path: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["streaming", "lava-float"])
+@pytest.mark.parametrize("kind", ["streaming", "streaming-host", "lava-float"])
 def test_lava_agrees_with_emulator(tmp_path, kind):
-    if kind == "streaming":
+    if kind.startswith("streaming"):
         run, target = causal_run(tmp_path / "run"), "loihi2"
     else:
         run, target = tiny_run(tmp_path / "run"), "lava-float"
     out = tmp_path / "deploy"
-    deploy.convert(run, out, target, lava_samples=0, log=lambda s: None)
+    deploy.convert(run, out, target, lava_samples=0, log=lambda s: None,
+                   gate_placement="host" if kind == "streaming-host" else "neurocore")
     d = read_deploy(out)
     doc, graph = d.doc, d.graph
     x = tiny_input(3, seed=7)
@@ -74,7 +80,14 @@ def test_lava_agrees_with_emulator(tmp_path, kind):
         assert a.input_payload_bits == b.input_payload_bits and a.kind == b.kind
     if kind == "streaming":
         gate = next(a for a in lava.layers if a.kind == "gate")
-        assert gate.gate.mode == "streaming" and gate.latency_steps == 0
+        # neuro cores: no window to wait for, the stages' hops only (the squeeze is one hop ahead)
+        assert gate.gate.mode == "streaming" and gate.latency_steps == NC.latency_steps("streaming", T, 1) == 8
+        assert lava.extra["latency_steps"] == latency_steps(graph) == 5 + 8  # 5 hops + the gate's stages
+        stages = gate_stage_agreement(graph, x, lava.extra["gate_stages"])
+        assert stages and all(r["identical"] for per in stages.values() for r in per.values()), stages
+    if kind == "streaming-host":
+        gate = next(a for a in lava.layers if a.kind == "gate")
+        assert gate.gate.placement == "host" and gate.latency_steps == 0
         assert lava.extra["latency_steps"] == latency_steps(graph) == 5  # 5 hops, no window
 
 
