@@ -17,6 +17,7 @@ import sys
 
 from tcja_deploy.errors import OneLineParser, cli_main  # noqa: E402
 from tcja_deploy.models.presets import PRESET_NAMES  # noqa: E402
+from tcja_deploy.models.tcja import GATE_FUNCTIONS  # noqa: E402
 from tcja_deploy.training.config import ENCODINGS, LOSSES, RECIPES, TrainConfig  # noqa: E402
 
 
@@ -48,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "detached reset, AMP, drop_last and 1024 epochs (presets with reference code)")
     p.add_argument("--drop-last", action=argparse.BooleanOptionalAction, default=None,
                    help="drop the last incomplete training batch (default: the recipe's; ours keeps it)")
+    p.add_argument("--causal", action="store_true",
+                   help="causal (streaming) TCJA: each step's gate reads steps ≤ t only, so the chip needs no window")
+    p.add_argument("--gate-function", choices=GATE_FUNCTIONS, default="sigmoid",
+                   help="the gate's squashing: sigmoid (the paper) or pwl, the piecewise-linear sigmoid the "
+                        "neuro-core gate computes (train for what the chip does)")
     p.add_argument("--sync-bn", action="store_true",
                    help="distributed runs: BatchNorm statistics over all ranks (SyncBatchNorm, CUDA only)")
     return p

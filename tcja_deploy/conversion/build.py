@@ -67,7 +67,8 @@ def build_graph(model: TCJASNN) -> g.Graph:
         elif isinstance(spec, specs.LIF):
             nodes[name] = g.LIF(float(spec.tau_mem), float(spec.tau_syn), float(spec.v_th))
         elif isinstance(spec, specs.TCJAAttention):
-            nodes[name] = g.TCJA(_np(module.tla.weight), _np(module.cla.weight), bool(spec.causal))
+            nodes[name] = g.TCJA(_np(module.tla.weight), _np(module.cla.weight), bool(spec.causal),
+                                 gate_function=str(spec.gate_function))
         elif isinstance(spec, specs.MaxPool):
             nodes[name] = g.MaxPool(int(spec.kernel_size))
         elif isinstance(spec, specs.AvgPool):

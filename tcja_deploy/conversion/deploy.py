@@ -152,6 +152,10 @@ def write_gates(out: Path, graph: g.Graph, gate_list: list[dict]) -> None:
         if isinstance(node, g.QGate):
             arrays = node.params
         else:  # float gate (lava-float): the float weights, quantized with defaults for completeness
+            if node.gate_function != "sigmoid":
+                raise ConversionError(f"node {gate['node']!r} was trained with the {node.gate_function!r} gate "
+                                      f"function; the lava-float gate process computes the sigmoid: use --target "
+                                      f"loihi2 (its neuro-core gate computes the pwl sigmoid)")
             c, h, w = gate["s_shape"]
             params = gate_math.GateParams(T=int(graph.meta["T"]), C=c, H=h, W=w, w_tla=node.w_tla, w_cla=node.w_cla,
                                           mode=node.mode)

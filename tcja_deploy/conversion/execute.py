@@ -98,15 +98,17 @@ def flatten(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(2)
 
 
-def tcja(x: torch.Tensor, w_tla: torch.Tensor, w_cla: torch.Tensor, causal: bool) -> torch.Tensor:
-    """TCJA on [T, N, C, H, W] spikes (models/tcja.py): x · sigmoid(CLA ⊙ TLA)."""
-    gate = tcja_gate(squeeze_spikes(x), w_tla.to(x.dtype), w_cla.to(x.dtype), causal)
+def tcja(x: torch.Tensor, w_tla: torch.Tensor, w_cla: torch.Tensor, causal: bool, gate_function: str = "sigmoid"
+         ) -> torch.Tensor:
+    """TCJA on [T, N, C, H, W] spikes (models/tcja.py): x · sigmoid(CLA ⊙ TLA) (or the chip's pwl sigmoid)."""
+    gate = tcja_gate(squeeze_spikes(x), w_tla.to(x.dtype), w_cla.to(x.dtype), causal, gate_function)
     return x * gate[..., None, None]
 
 
-def gate(x: torch.Tensor, s: torch.Tensor, w_tla: torch.Tensor, w_cla: torch.Tensor, causal: bool) -> torch.Tensor:
+def gate(x: torch.Tensor, s: torch.Tensor, w_tla: torch.Tensor, w_cla: torch.Tensor, causal: bool,
+         gate_function: str = "sigmoid") -> torch.Tensor:
     """The gate node: x [T, N, C, H', W'] scaled by the TCJA gate of the squeezed spikes s [T, N, C, H, W]."""
-    gv = tcja_gate(squeeze_spikes(s), w_tla.to(x.dtype), w_cla.to(x.dtype), causal)
+    gv = tcja_gate(squeeze_spikes(s), w_tla.to(x.dtype), w_cla.to(x.dtype), causal, gate_function)
     return x * gv[..., None, None]
 
 
@@ -179,7 +181,8 @@ def _gate_source(node, x: torch.Tensor, outputs: Optional[dict]) -> torch.Tensor
 
 
 def _float_gate(node: g.Gate, x: torch.Tensor, outputs: Optional[dict]) -> torch.Tensor:
-    return gate(x, _gate_source(node, x, outputs), _tensor(node.w_tla, x), _tensor(node.w_cla, x), node.causal)
+    return gate(x, _gate_source(node, x, outputs), _tensor(node.w_tla, x), _tensor(node.w_cla, x), node.causal,
+                node.gate_function)
 
 
 #: What every node type computes: ``fn(node, x, outputs) → y`` on [T, N, ...] (``outputs``: earlier nodes'
@@ -197,7 +200,7 @@ SEMANTICS: dict[type, Callable] = {
     g.MaxPool: lambda n, x, o: maxpool(x, n.kernel),
     g.AvgPool: lambda n, x, o: avgpool(x, n.kernel),
     g.Flatten: lambda n, x, o: flatten(x),
-    g.TCJA: lambda n, x, o: tcja(x, _tensor(n.w_tla, x), _tensor(n.w_cla, x), n.causal),
+    g.TCJA: lambda n, x, o: tcja(x, _tensor(n.w_tla, x), _tensor(n.w_cla, x), n.causal, n.gate_function),
     g.Gate: _float_gate,
     g.Readout: lambda n, x, o: readout(x, _tensor(n.weight, x), _tensor(n.bias, x), float(n.input_scale)),
     g.Vote: lambda n, x, o: vote(x, n.voters),

@@ -38,6 +38,8 @@ from tcja_deploy.conversion.neurocore_gate import PARAM_KEYS as NC_PARAM_KEYS
 
 FORMAT = "tcja_deploy.graph/1"
 GATE_MODES = ("window", "streaming")
+#: The CCF's squashing of a float gate: the paper's sigmoid, or the neuro-core gate's piecewise-linear one.
+GATE_FUNCTIONS = ("sigmoid", "pwl")
 #: Payload bits that mean "float values" (a float input or a float gate).
 FLOAT_BITS = 32
 
@@ -413,17 +415,20 @@ def _check_gate_input(node, in_shape: Shape, channels: int) -> None:
 @node_type
 @dataclass(frozen=True, eq=False)
 class TCJA(_Node):
-    """``w_tla`` [C, C, k_tla], ``w_cla`` [T, T, k_cla], ``causal`` (models/tcja.py)."""
+    """``w_tla`` [C, C, k_tla], ``w_cla`` [T, T, k_cla], ``causal``, ``gate_function`` ``"sigmoid"`` | ``"pwl"``
+    (models/tcja.py)."""
 
     w_tla: np.ndarray
     w_cla: np.ndarray
     causal: bool = False
+    gate_function: str = "sigmoid"
     kind: ClassVar[str] = "tcja"
     category: ClassVar[str] = "attention"
 
     def __post_init__(self):
         _check_gate_weights(self)
         _bool(self, "causal")
+        _choice(self, "gate_function", GATE_FUNCTIONS)
 
     def out_shape(self, in_shape: Shape) -> Shape:
         _check_gate_input(self, in_shape, self.w_tla.shape[0])
@@ -441,6 +446,7 @@ class Gate(_Node):
     causal: bool = False
     mode: str = "window"
     squeeze_from: Optional[str] = None
+    gate_function: str = "sigmoid"
     kind: ClassVar[str] = "gate"
     category: ClassVar[str] = "gate"
 
@@ -448,6 +454,7 @@ class Gate(_Node):
         _check_gate_weights(self)
         _bool(self, "causal")
         _choice(self, "mode", GATE_MODES)
+        _choice(self, "gate_function", GATE_FUNCTIONS)
         if self.squeeze_from is not None and not isinstance(self.squeeze_from, str):
             raise _fail(self, "squeeze_from", "must be a node name or null")
 

@@ -41,8 +41,8 @@ Stages of one window (``>>`` is an arithmetic shift, i.e. floor division by a po
 
        payload = (x · G) >> out_shift ∈ [0, 2^8 − 1],   gate value = payload / (2^8 − 1)
 
-The training side can use the same function (:func:`pwl_sigmoid`, ``--gate-function pwl``) so a model
-is trained for what the chip computes.
+The training side can use the same function (:func:`tcja_deploy.models.tcja.pwl_sigmoid`,
+``python -m tcja_deploy.train --gate-function pwl``) so a model is trained for what the chip computes.
 """
 
 from __future__ import annotations
@@ -53,9 +53,11 @@ from typing import Any
 import numpy as np
 
 from tcja_deploy.conversion.gate_math import GateParams, same_padding, tla_padding
+from tcja_deploy.models.tcja import PWL_KNOTS, pwl_knot_values
+from tcja_deploy.models.tcja import pwl_sigmoid as torch_pwl_sigmoid
 
-#: Sigmoid knots (in units of the gate's input CLA ⊙ TLA): 13 knots, 1 apart.
-KNOTS_X = tuple(float(x) for x in range(-6, 7))
+#: Sigmoid knots (in units of the gate's input CLA ⊙ TLA), shared with the training side's pwl sigmoid.
+KNOTS_X = PWL_KNOTS
 #: Widths of the chip's datapath (Loihi 2 graded spikes: 24-bit signed; Lava's ProdNeuron: int32 product).
 SIGNED24 = 1 << 23
 BRANCH_LIMIT = 1 << 15
@@ -72,32 +74,16 @@ class GatePlacementError(ValueError):
     """The gate cannot be placed on neuro cores (a limit of the datapath); the message names the limit."""
 
 
-def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
-
-
 def knot_values(knots: tuple[float, ...] = KNOTS_X) -> np.ndarray:
     """Gate values at the knots: 0 at the first, 1 at the last, the sigmoid in between."""
-    v = _sigmoid(np.asarray(knots))
-    v[0], v[-1] = 0.0, 1.0
-    return v
+    return np.asarray(pwl_knot_values(knots), dtype=np.float64)
 
 
 def pwl_sigmoid(x, knots: tuple[float, ...] = KNOTS_X):
-    """The chip's sigmoid in float (torch or numpy): linear between :func:`knot_values`, flat outside."""
-    values = knot_values(knots)
-    try:
-        import torch
-
-        if isinstance(x, torch.Tensor):
-            out = torch.full_like(x, float(values[0]))
-            for j in range(len(knots) - 1):
-                slope = (values[j + 1] - values[j]) / (knots[j + 1] - knots[j])
-                out = out + slope * (torch.clamp(x, knots[j], knots[j + 1]) - knots[j])
-            return out
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    return np.interp(np.asarray(x, dtype=np.float64), knots, values)
+    """The chip's sigmoid in float: :func:`tcja_deploy.models.tcja.pwl_sigmoid` for tensors, numpy otherwise."""
+    if hasattr(x, "detach"):
+        return torch_pwl_sigmoid(x, knots)
+    return np.interp(np.asarray(x, dtype=np.float64), knots, knot_values(knots))
 
 
 # ----------------------------------------------------------------------------------------- parameters

@@ -83,10 +83,11 @@ def tcja_to_gate(graph: g.Graph) -> g.Graph:
         prev = out[-1] if out else None
         if nxt is not None and isinstance(nxt[1], g.MaxPool) and prev is not None and _is_binary_source(prev[1]):
             out.append(nxt)
-            out.append((gname, g.Gate(node.w_tla, node.w_cla, node.causal, mode, squeeze_from=prev[0])))
+            out.append((gname, g.Gate(node.w_tla, node.w_cla, node.causal, mode, squeeze_from=prev[0],
+                                      gate_function=node.gate_function)))
             i += 2
         else:
-            out.append((gname, g.Gate(node.w_tla, node.w_cla, node.causal, mode)))
+            out.append((gname, g.Gate(node.w_tla, node.w_cla, node.causal, mode, gate_function=node.gate_function)))
             i += 1
     return graph.replace(out, "tcja_to_gate")
 
@@ -371,6 +372,9 @@ def quantize_loihi2(graph: g.Graph, calibration: Optional[dict] = None, gate_pay
                                           f"cores: {e}; use --gate host") from None
                 scale = q.payload_scale
             elif gate_placement == "host":
+                if node.gate_function != "sigmoid":
+                    raise ConversionError(f"node {name!r} (gate) was trained with the {node.gate_function!r} gate "
+                                          f"function; the host gate's table is the sigmoid: use --gate neurocore")
                 q = gate_math.quantize_gate(params, weight_bits=gate_weight_bits, payload_bits=gate_payload_bits)
                 scale = q.gate_scale
             else:

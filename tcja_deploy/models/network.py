@@ -101,7 +101,7 @@ def build_layer(layer: specs.LayerSpec, in_shape: tuple[int, ...], T: int) -> nn
     if isinstance(layer, specs.TCJAAttention):
         if len(in_shape) != 3:
             raise ValueError(f"TCJA needs [C, H, W] features, got {in_shape}")
-        return TCJA(T, in_shape[0], layer.kernel_tla, layer.kernel_cla, layer.causal)
+        return TCJA(T, in_shape[0], layer.kernel_tla, layer.kernel_cla, layer.causal, layer.gate_function)
     if isinstance(layer, specs.MaxPool):
         return PerStep(nn.MaxPool2d(layer.kernel_size))
     if isinstance(layer, specs.AvgPool):

@@ -51,6 +51,7 @@ class TCJAAttention:
     kernel_tla: int = 4
     kernel_cla: int = 4
     causal: bool = False
+    gate_function: str = "sigmoid"  # or "pwl": the neuro-core gate's piecewise-linear sigmoid
     kind: ClassVar[str] = "tcja"
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from tcja_deploy.errors import UserError
 from tcja_deploy.models.presets import PRESET_NAMES, Preset, Recipe, get_preset
-from tcja_deploy.models.specs import MAX_T
+from tcja_deploy.models.specs import MAX_T, TCJAAttention
+from tcja_deploy.models.tcja import GATE_FUNCTIONS
 
 DEFAULT_PRESET = "digits"
 LOSSES = ("mse", "ce")
@@ -21,7 +22,7 @@ ENCODINGS = {"events": "digits-events", "images": "digits-images"}
 
 # Fields that define what a run computes. On --resume they must agree with the saved run (when given).
 RUN_FIELDS = ("preset", "epochs", "batch_size", "lr", "T", "loss", "seed", "augment", "encoding", "max_samples",
-              "recipe", "drop_last")
+              "recipe", "drop_last", "causal", "gate_function")
 # Fields that only say how to run (where the data lives, which device, ...): free to change on --resume.
 RUNTIME_FIELDS = ("data_dir", "device", "amp", "compile", "out", "resume", "workers", "download", "sync_bn")
 
@@ -77,6 +78,8 @@ class TrainConfig:
     recipe: str = "ours"
     drop_last: bool | None = None
     sync_bn: bool = False
+    causal: bool = False
+    gate_function: str = "sigmoid"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,6 +136,8 @@ def validate(config: TrainConfig) -> None:
         raise UserError(f"--encoding {config.encoding!r}: choose one of {', '.join(ENCODINGS)}")
     if config.recipe not in RECIPES:
         raise UserError(f"--recipe {config.recipe!r}: choose one of {', '.join(RECIPES)}")
+    if config.gate_function not in GATE_FUNCTIONS:
+        raise UserError(f"--gate-function {config.gate_function!r}: choose one of {', '.join(GATE_FUNCTIONS)}")
 
 
 def resolve(config: TrainConfig) -> TrainConfig:
@@ -157,6 +162,16 @@ def resolve(config: TrainConfig) -> TrainConfig:
         loss=config.loss if config.loss is not None else preset.loss,
         encoding=encoding,
     )
+
+
+def with_attention(model, causal: bool, gate_function: str):
+    """The model config with every TCJA layer made causal (streaming-deployable) and/or given the chip's gate
+    function; unchanged when neither is asked for."""
+    if not causal and gate_function == "sigmoid":
+        return model
+    layers = tuple(replace(layer, causal=layer.causal or causal, gate_function=gate_function)
+                   if isinstance(layer, TCJAAttention) else layer for layer in model.layers)
+    return replace(model, layers=layers)
 
 
 def reference_recipe(preset: Preset) -> Recipe:

@@ -20,7 +20,7 @@ from tcja_deploy.errors import UserError
 from tcja_deploy.models.specs import ModelConfig
 from tcja_deploy.training import checkpoint
 from tcja_deploy.training.config import (RUN_FIELDS, TrainConfig, dataset_name, load_preset, merge_resumed,
-                                         reference_recipe, resolve, validate)
+                                         reference_recipe, resolve, validate, with_attention)
 from tcja_deploy.training.data import RunData, load_run_data
 from tcja_deploy.training.state import STATE_FILE, TrainState, check_optimizer_state, load_train_state
 
@@ -141,6 +141,7 @@ def _prepare_new(config: TrainConfig, device: torch.device) -> RunPlan:
     run_dir = Path(config.out) if config.out else default_run_dir(preset.model.preset)
     _check_free(run_dir)
     model = reference_recipe(preset).apply(preset.model) if config.recipe == "reference" else preset.model
+    model = with_attention(model, bool(config.causal), str(config.gate_function))
     check_memory(model, int(config.batch_size), device)  # type: ignore[arg-type]
     data, model_config = _load_data(config, model, dataset_name(preset, config.encoding), resumed=False)
     config = replace(config, out=str(run_dir), device=str(device), resume=None)

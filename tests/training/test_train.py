@@ -289,3 +289,25 @@ def test_real_digits_images_replace_the_input_shape(tmp_path):
     model = checkpoint.load_model(tmp_path / "run")
     assert model.config.input_shape == (1, 32, 32)
     assert model(torch.zeros(2, 1, 1, 32, 32)).shape == (1, 10)
+
+
+def test_causal_and_chip_gate_function_reach_every_tcja_layer(fake_data, tmp_path):
+    """--causal / --gate-function pwl: the streaming TCJA trained with the neuro-core gate's sigmoid."""
+    from tcja_deploy.models.tcja import TCJA, pwl_sigmoid
+
+    config = train_cli.parse_config(["--causal", "--gate-function", "pwl"])
+    assert config.causal and config.gate_function == "pwl"
+    run = tmp_path / "run"
+    quiet(tiny(run, epochs=1, causal=True, gate_function="pwl"))
+    saved = json.loads((run / "config.json").read_text())
+    tcja = [layer for layer in saved["model"]["layers"] if layer["type"] == "tcja"]
+    assert tcja and all(layer["causal"] and layer["gate_function"] == "pwl" for layer in tcja)
+    modules = [m for m in checkpoint.load_model(run).modules() if isinstance(m, TCJA)]
+    assert modules and all(m.causal and m.gate_function == "pwl" for m in modules)
+    x = torch.linspace(-8, 8, 101)
+    assert torch.equal(pwl_sigmoid(x)[[0, -1]], torch.tensor([0.0, 1.0]))
+    # resuming cannot change what is computed
+    with pytest.raises(UserError, match="gate_function"):
+        from tcja_deploy.training.config import merge_resumed
+
+        merge_resumed(TrainConfig(), TrainConfig(gate_function="pwl"), "cfg")
