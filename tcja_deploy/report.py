@@ -24,13 +24,17 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from tcja_deploy.hardware.report_writer import summary_rows, text_table, write_report
+    from tcja_deploy.hardware.report_writer import placement_rows, summary_rows, text_table, write_report
 
     src = Path(args.profile)
     name = (src if src.is_dir() else src.parent).resolve().name
     out = Path(args.out) if args.out else Path("report") / name
     doc = write_report(src, out)
     print(text_table(("quantity", "value", "unit / note"), summary_rows(doc)))
+    placement = placement_rows(doc)
+    if placement:
+        print("\nTCJA gate placement (both counted on this run; energies: Loihi 2 estimates per inference):")
+        print(text_table(*placement))
     print(f"report: {out / 'report.md'}  (tables.tex, layers.csv, profile.json, "
           "firing_rate.png, synops.png, energy_breakdown.png, raster.png)")
     return 0

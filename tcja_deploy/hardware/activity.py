@@ -67,8 +67,8 @@ class LayerActivity:
         gate: the gate's geometry, for a gate.
         latency_steps: time steps this layer adds between input and output (synaptic hop or gate window).
         gate_counts: [N, T, C] int64 spike counts the gate squeezes, for a gate.
-        gate_params: the ``q_gate`` node's integer parameters, for a neuro-core gate (its sub-network is
-            counted from them).
+        gate_params: the ``q_gate`` node's parameters, for a fixed-point gate (a neuro-core gate's sub-network
+            is counted from them).
     """
 
     name: str
@@ -159,7 +159,7 @@ def layer_activities(graph: g.Graph, inputs: dict[str, np.ndarray], outputs: dic
             src = outputs[layer.squeeze_layer] if layer.squeeze_layer else inputs[layer.name]
             kw["gate_counts"] = np.asarray(src).reshape(src.shape[0], src.shape[1], src.shape[2], -1) \
                 .sum(axis=3, dtype=np.int64).transpose(1, 0, 2)
-            if kw["gate"].placement == "neurocore":
+            if isinstance(node, g.QGate):
                 kw["gate_params"] = node.params
         else:
             syn = graph.nodes[layer.synapse]

@@ -47,6 +47,7 @@ COUNT_KEYS = (
     "gate_macs",             # TLA + CLA multiply-accumulates
     "gate_mults",            # TLA ⊙ CLA products + scaling of each spike by its gate
     "gate_lookups",          # sigmoid table lookups
+    "gate_messages",         # graded messages inside a neuro-core gate's sub-network (its output not included)
 )
 
 #: Per-layer rates (float), derived from the counts.
@@ -321,6 +322,7 @@ def count_layer(layer: LayerActivity, steps_simulated: Optional[int] = None,
         "neuron_updates": np.full(N, neurons * steps_run, dtype=np.int64),
         "neuron_updates_active": active.astype(np.int64),
         "gate_adds": zeros.copy(), "gate_macs": zeros.copy(), "gate_mults": zeros.copy(), "gate_lookups": zeros.copy(),
+        "gate_messages": zeros.copy(),
     }
     synapses = 0 if fan is None else int(fan.sum())
     if is_gate:
@@ -351,10 +353,11 @@ def _count_neurocore_gate(layer: LayerActivity, counts: dict, squeeze_events: np
     neurons = sum(p["neurons"] for p in parts.values())
     synapses = sum(p["synapses"] for p in parts.values())
     ev = NC.events(ng, layer.gate_counts, counts["input_events"], squeeze_events, pixels)
-    counts["synops"] = ev["graded"] + ev["binary"] + counts["spikes"] * 0  # the output's SynOps: next layer
+    counts["synops"] = ev["graded"] + ev["binary"]  # the output's own SynOps are the next layer's
     counts["synops_graded"] = ev["graded"].copy()
     counts["neuron_updates"] = np.full_like(ev["graded"], neurons * steps_run)
     counts["neuron_updates_active"] = ev["messages"] + counts["spikes"]
+    counts["gate_messages"] = ev["messages"]
     return neurons, synapses
 
 

@@ -357,8 +357,9 @@ def snn_chip_energy(counts: Mapping[str, np.ndarray], profile: EnergyProfile) ->
         counts: :data:`~tcja_deploy.hardware.counters.COUNT_KEYS` → values (scalars or [N]).
         profile: a ``neuromorphic`` profile.
 
-    SynOps × synop; active/inactive neuron updates × their constants; every spike or graded message ×
-    (in-tile + hops × hop); gate adds/MACs/mults/lookups × the gate constants. The memory term is 0:
+    SynOps × synop; active/inactive neuron updates × their constants; every spike or graded message (those
+    inside a neuro-core gate included) × (in-tile + hops × hop); a host gate's adds/MACs/mults/lookups × the
+    gate constants. The memory term is 0:
     the per-op figures include the cores' memory.
     """
     g = profile.get
@@ -366,7 +367,8 @@ def snn_chip_energy(counts: Mapping[str, np.ndarray], profile: EnergyProfile) ->
     return {
         "synaptic": _get(counts, "synops") * g("synop_pj"),
         "neuron": active * g("neuron_update_active_pj") + (updates - active) * g("neuron_update_inactive_pj"),
-        "spike_traffic": _get(counts, "spikes") * (g("spike_in_tile_pj") + g("hops_per_spike") * g("spike_hop_pj")),
+        "spike_traffic": (_get(counts, "spikes") + _get(counts, "gate_messages"))
+        * (g("spike_in_tile_pj") + g("hops_per_spike") * g("spike_hop_pj")),
         "gate": (_get(counts, "gate_adds") * g("gate_add_pj") + _get(counts, "gate_macs") * g("gate_mac_pj")
                  + _get(counts, "gate_mults") * g("gate_mult_pj") + _get(counts, "gate_lookups") * g("gate_lookup_pj")),
         "memory": np.zeros_like(updates),

@@ -44,6 +44,7 @@ from tcja_deploy.hardware import energy as E
 from tcja_deploy.hardware.activity import NetworkActivity
 from tcja_deploy.hardware.ann_baseline import ann_counts
 from tcja_deploy.hardware.counters import COUNT_KEYS, NetworkCounts, count_network, event_counts
+from tcja_deploy.hardware.placement import HOST_ROUND_TRIP, PLACEMENTS, gate_placements
 from tcja_deploy.hardware.resources import network_resources
 
 FORMAT = "tcja_deploy.profile/1"
@@ -99,6 +100,8 @@ class ProfileAccumulator:
     wall_s: list[np.ndarray] = field(default_factory=list)
     measured: list[dict] = field(default_factory=list)
     meta_layers: list[tuple[int, int, int]] = field(default_factory=list)  # (neurons, units, steps)
+    #: gate layer index → placement → {"static": {...}, "counts": {key: [arrays]}}
+    placements: dict[int, dict[str, dict]] = field(default_factory=dict)
 
     @property
     def samples(self) -> int:
@@ -121,12 +124,70 @@ class ProfileAccumulator:
             for k in COUNT_KEYS:
                 self.per_layer[i][k].append(lc.counts[k])
             self.rates[i].append(lc.firing_rate)
+        self._add_placements(activity, counts)
         self.total_rate.append(counts.firing_rate)
         self.correct.append(counts.correct)
         self.wall_s.append(np.full(counts.samples, wall_s / max(counts.samples, 1)))
         if activity.extra.get("measured"):
             self.measured.append({"samples": counts.samples, **activity.extra["measured"]})
         return counts
+
+    def _add_placements(self, activity: NetworkActivity, counts: NetworkCounts) -> None:
+        """Both placements of every fixed-point gate, counted on this chunk (hardware/placement.py)."""
+        by_name = {lc.name: lc for lc in counts.layers}
+        for i, layer in enumerate(activity.layers):
+            if layer.kind != "gate" or layer.gate_params is None:
+                continue
+            src = layer.gate.squeeze_from
+            sq = by_name[src].counts["spikes"] if src else counts.layers[i].counts["input_events"]
+            for name, res in gate_placements(layer, counts.layers[i], sq).items():
+                slot = self.placements.setdefault(i, {}).setdefault(name, {"static": None, "counts": {}})
+                if "error" in res:
+                    slot["static"] = {"error": res["error"]}
+                    continue
+                slot["static"] = {k: v for k, v in res.items() if k != "counts"}
+                for k, v in res["counts"].items():
+                    slot["counts"].setdefault(k, []).append(v)
+
+    def _placement_doc(self, scenarios: dict) -> Optional[dict]:
+        """profile.json's ``gate_placement``: per placement, the gates' resources, latency and Loihi energy."""
+        if not self.placements:
+            return None
+        neu = self.profiles["neuromorphic"]
+        deployed = {self.static[i]["gate"]["placement"] for i in self.placements}
+        pipeline = int(self.latency.get("pipeline_steps", 0))
+        deployed_gate_pj = 0.0
+        for i in self.placements:
+            c = self._layer_counts(i)
+            deployed_gate_pj += float(np.mean(E.total(E.snn_chip_energy(c, neu))))
+        out = {}
+        for name in PLACEMENTS:
+            gates, ok = {}, True
+            latency, energy_pj = pipeline, 0.0
+            for i, per in self.placements.items():
+                slot = per.get(name)
+                if slot is None or "error" in (slot["static"] or {}):
+                    ok = False
+                    gates[self.static[i]["name"]] = {"error": (slot or {}).get("static", {}).get("error")}
+                    continue
+                counts = {k: np.concatenate(v) for k, v in slot["counts"].items()}
+                pj = float(np.mean(E.total(E.snn_chip_energy(counts, neu))))
+                energy_pj += pj
+                latency += slot["static"]["latency_steps"] - self.static[i]["latency_steps"]
+                gates[self.static[i]["name"]] = {**slot["static"], "energy_pj": pj,
+                                                 "synops": stat(counts.get("synops", np.zeros(1)))}
+            total_chip = scenarios["snn_chip"]["total"]["mean"] - deployed_gate_pj + energy_pj
+            per_step = HOST_ROUND_TRIP["with_host_process_s_per_step" if name == "host" else "chip_only_s_per_step"]
+            out[name] = {"gates": gates, "complete": ok, "pipeline_steps": int(latency),
+                         "gate_energy_pj": energy_pj, "network_energy_pj_snn_chip": float(total_chip),
+                         "gate_neurons": int(sum(g.get("neurons", 0) for g in gates.values())),
+                         "gate_synapses": int(sum(g.get("synapses", 0) for g in gates.values())),
+                         "gate_cores": int(sum(g.get("cores", 0) for g in gates.values())),
+                         "est_s_per_step": per_step}
+        return {"deployed": sorted(deployed)[0] if len(deployed) == 1 else "mixed", "placements": out,
+                "energy_profile": neu.name, "time_per_step": HOST_ROUND_TRIP,
+                "note": "both placements counted on this run's activity; the host round trip's energy is not "
+                        "included (no figure), its time per step is a cited measurement of a comparable setup"}
 
     # -- building the profile -------------------------------------------------------------------------------
     def _layer_counts(self, i: int) -> dict[str, np.ndarray]:
@@ -204,8 +265,9 @@ class ProfileAccumulator:
             "fires in that step.",
             "Spike traffic on chip: one message per spike and "
             f"{self.profiles['neuromorphic'].get('hops_per_spike'):g} mesh hop(s) each (placement unknown).",
-            "The TCJA gate is non-spiking arithmetic (MACs, products, sigmoid lookups, squeeze adds), "
-            "charged at 45 nm CMOS figures in every scenario.",
+            "A neuro-core TCJA gate is counted as the SynOps, neuron updates and graded messages of its "
+            "sub-network of standard Lava processes; a host gate as non-spiking arithmetic (MACs, products, "
+            "sigmoid lookups, squeeze adds) at 45 nm CMOS figures, without its host round trip.",
             "Loihi 2 cores: a lower bound from per-core neuron and synaptic-memory limits, without weight "
             "sharing (synaptic memory = synapses × weight bits); some limits are unverified (see the table).",
             "The equivalent ANN runs the same layers once with dense fp32 MACs (TCJA at T = 1). Both carry a "
@@ -234,6 +296,7 @@ class ProfileAccumulator:
                        "ratios": {"ann_cmos_over_snn_chip": ratio("ann_cmos", "snn_chip"),
                                   "ann_cmos_over_snn_cmos": ratio("ann_cmos", "snn_cmos")},
                        "measured": measured},
+            "gate_placement": self._placement_doc(scenarios),
             "caveats": caveats,
         }
 

@@ -262,6 +262,31 @@ def tex_table(header: tuple[str, ...], rows: list[tuple[str, ...]], caption: str
     return "\n".join(lines)
 
 
+def placement_rows(doc: dict) -> Optional[tuple[tuple[str, ...], list[tuple[str, ...]]]]:
+    """The gate placement table (host vs neuro cores), or None for a profile without fixed-point gates."""
+    gp = doc.get("gate_placement")
+    if not gp:
+        return None
+    header = ("gate placement", "pipeline latency (steps)", "est. time per step", "gate neurons", "gate synapses",
+              "gate cores", "gate energy (µJ)", "network energy (µJ)")
+    rows = []
+    for name, p in gp["placements"].items():
+        label = {"neurocore": "neuro cores (standard Lava processes)", "host": "host process (lock-step)"}[name]
+        if name == gp["deployed"]:
+            label += ", deployed"
+        if not p["complete"]:
+            errors = "; ".join(g["error"] for g in p["gates"].values() if g.get("error"))
+            rows.append((label, "cannot be placed: " + errors, "", "", "", "", "", ""))
+            continue
+        step = p["est_s_per_step"]
+        step_s = f"{step * 1e3:.3g} ms" if step >= 1e-3 else f"{step * 1e6:.3g} µs"
+        host_note = " + round trip (not estimated)" if name == "host" else ""
+        rows.append((label, str(p["pipeline_steps"]), step_s, f"{p['gate_neurons']:,}", f"{p['gate_synapses']:,}",
+                     str(p["gate_cores"]), f"{p['gate_energy_pj'] / 1e6:.3g}{host_note}",
+                     f"{p['network_energy_pj_snn_chip'] / 1e6:.3g}"))
+    return header, rows
+
+
 def tables_tex(doc: dict) -> str:
     """tables.tex: the summary and the per-layer table, booktabs, with units; needs \\usepackage{booktabs}."""
     srows = summary_rows(doc)
@@ -276,6 +301,10 @@ def tables_tex(doc: dict) -> str:
                   "tab:tcja-layers", "ll" + "r" * (len(header) - 2)),
         "",
     ]
+    placement = placement_rows(doc)
+    if placement:
+        parts += [tex_table(placement[0], placement[1], f"TCJA gate placement, Loihi 2 energy estimates per "
+                            f"inference ({what}).", "tab:tcja-placement", "l" + "r" * (len(placement[0]) - 1)), ""]
     return "\n".join(parts)
 
 
@@ -499,6 +528,15 @@ def report_md(doc: dict) -> str:
         "strides counted exactly, zero weights excluded). Gate ops = MACs + mults + adds + lookups of the "
         "TCJA gate (non-spiking).",
         "",
+    ]
+    placement = placement_rows(doc)
+    if placement:
+        gp = doc["gate_placement"]
+        lines += ["## Where the TCJA gates run (both placements counted on this run's activity)", "",
+                  md_table(*placement), "",
+                  f"Energies: profile `{gp['energy_profile']}` (estimates). Time per step: "
+                  f"{gp['time_per_step']['source']} ({gp['time_per_step']['status']}).", ""]
+    lines += [
         "## Energy by operation type (estimates)",
         "",
     ]
