@@ -100,7 +100,7 @@ def mem_available_bytes() -> int | None:
 
 
 def convert_without_fidelity(run_dir: Path, out_dir: Path, calibration_x: torch.Tensor,
-                             target_name: str = "loihi2") -> dict[str, float]:
+                             target_name: str = "loihi2", gate_placement: str = "neurocore") -> dict[str, float]:
     """Convert ``run_dir`` into ``out_dir`` as ``conversion.deploy.convert`` does, minus fidelity.
 
     Returns seconds per phase: ``load``, ``passes`` (with calibration), ``netx_export`` (with the
@@ -120,7 +120,8 @@ def convert_without_fidelity(run_dir: Path, out_dir: Path, calibration_x: torch.
 
     t = time.perf_counter()
     float_graph = build_graph(model)
-    graph = run_passes(target, float_graph, calibration_x)
+    graph = run_passes(target, float_graph, calibration_x,
+                       **({"gate_placement": gate_placement} if target_name == "loihi2" else {}))
     onnx_graph = run_passes(get_target("onnx"), float_graph)
     seconds["passes"] = time.perf_counter() - t
 
@@ -130,9 +131,16 @@ def convert_without_fidelity(run_dir: Path, out_dir: Path, calibration_x: torch.
     return seconds
 
 
-def random_deploy(preset: str, workdir: Path, calibration_samples: int, seed: int = 0) -> tuple[Path, Any]:
+def random_deploy(preset: str, workdir: Path, calibration_samples: int, seed: int = 0,
+                  gate_placement: str = "neurocore") -> tuple[Path, Any]:
     """A converted (loihi2) deploy directory of a random ``preset`` model under ``workdir``; (dir, config)."""
-    config = make_random_run(preset, workdir / "run", seed)
+    run = workdir / "run"
+    config = make_random_run(preset, run, seed) if not (run / "config.json").exists() else None
+    if config is None:
+        from tcja_deploy.training.checkpoint import load_run_config
+
+        config = load_run_config(run)[0]
     x_cal = random_spikes(config.T, calibration_samples, tuple(config.input_shape), seed + 11)
-    convert_without_fidelity(workdir / "run", workdir / "deploy", x_cal)
-    return workdir / "deploy", config
+    out = workdir / f"deploy-{gate_placement}"
+    convert_without_fidelity(run, out, x_cal, gate_placement=gate_placement)
+    return out, config

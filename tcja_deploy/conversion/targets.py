@@ -56,7 +56,8 @@ def quantize_pass(calibration_x: Optional[torch.Tensor] = None, **options) -> Pa
 
 _TRUNK = (P.drop_dropout, P.fold_batchnorm, P.tcja_to_gate, P.maxpool_to_or, P.avgpool_fold, P.lif_to_cuba)
 _DESCRIPTIONS = {
-    "loihi2": "Loihi 2 fixed point: NetX segments + gate processes (Lava fixed_pt simulator)",
+    "loihi2": "Loihi 2 fixed point: NetX segments + TCJA gates on neuro cores (standard Lava processes) or on the "
+              "host (Lava fixed_pt simulator)",
     "lava-float": "the same graph in floating point on Lava's floating_pt models (debugging)",
     "onnx": "the float network as ONNX only",
 }

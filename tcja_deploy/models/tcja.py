@@ -50,7 +50,7 @@ def pwl_knot_values(knots: tuple[float, ...] = PWL_KNOTS) -> list[float]:
 
 
 def pwl_sigmoid(x: torch.Tensor, knots: tuple[float, ...] = PWL_KNOTS) -> torch.Tensor:
-    """Linear between :func:`pwl_knot_values`, flat outside the knots (max |Δ| to the sigmoid < 0.02)."""
+    """Linear between :func:`pwl_knot_values`, flat outside the knots (max |Δ| to the sigmoid 0.012)."""
     values = pwl_knot_values(knots)
     out = torch.full_like(x, values[0])
     for j in range(len(knots) - 1):
