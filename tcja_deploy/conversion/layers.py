@@ -44,7 +44,6 @@ class Layer:
 def layer_plan(graph: g.Graph) -> list[Layer]:
     """The layers of a (float-CUBA or fixed-point) graph, in execution order."""
     names = graph.names
-    T = int(graph.meta.get("T", 1))
     plan: list[Layer] = []
     by_neuron: dict[str, str] = {}
     for i, (name, node) in enumerate(graph.items()):

@@ -395,7 +395,7 @@ def structure(ng: NeurocoreGate, gated_positions: int) -> dict[str, dict[str, in
 
     Returns {stage: {"neurons", "synapses"}}; a stage's synapses are those into its neurons.
     """
-    T, C, rows, area = ng.T, ng.C, ng.rows, ng.area
+    C, rows, area = ng.C, ng.rows, ng.area
     m_cla, m_tla = linear_maps(ng)
     n_in = len(ng.offsets)
     k_top = int(ng.knots[-1])
