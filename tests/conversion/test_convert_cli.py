@@ -37,6 +37,21 @@ def test_unknown_layer_type(run_dir, tmp_path, capsys):
     assert not (tmp_path / "d").exists()
 
 
+def test_a_gate_that_cannot_be_placed_on_neuro_cores(tmp_path, capsys):
+    """A window of T = 60 steps plus the gate's latency exceeds Lava's 62-step delays: one line naming the
+    layer and the limit, suggesting --gate host; nothing written."""
+    from tcja_deploy.training.checkpoint import save_model
+    from tiny import tiny_config, tiny_model
+
+    run = tmp_path / "run"
+    save_model(run, tiny_model(config=tiny_config(T=60)), {"preset": "tiny"})
+    argv = ["--run", str(run), "--out", str(tmp_path / "d"), "--lava-samples", "0"]
+    assert convert.main(argv) == 2
+    line = one_line_error(capsys)
+    assert "gate0" in line and "62-step delay limit" in line and "--gate host" in line, line
+    assert not (tmp_path / "d").exists()
+
+
 def test_run_without_weights(run_dir, tmp_path, capsys):
     (run_dir / "model.safetensors").unlink()
     assert convert.main(["--run", str(run_dir), "--out", str(tmp_path / "d")]) == 2
