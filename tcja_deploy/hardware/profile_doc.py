@@ -290,6 +290,7 @@ class ProfileAccumulator:
                       "firing_rate": stat(np.concatenate(self.total_rate)),
                       "resources": self.resources["total"], "ann": self.ann_total},
             "resources_limits": self.resources["limits"],
+            "resources_partition": self.resources["partition"],
             "energy": {"unit": "pJ per inference", "status": "estimate",
                        "profiles": {p.name: p.to_dict() for p in self.profiles.values()},
                        "scenarios": scenarios,

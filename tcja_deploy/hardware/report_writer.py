@@ -153,6 +153,17 @@ def energy_unit(values_pj: list[float]) -> tuple[str, float]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _partition_rows(doc: dict) -> list[tuple[str, str, str]]:
+    """Chips with whole layers packed onto them, and the smallest listed Loihi 2 system that holds them."""
+    part = doc.get("resources_partition")
+    if not part or not part.get("chips"):
+        return []
+    system = part.get("system")
+    where = (f"smallest listed system: {system['name']} ({system['chips']} chip(s))" if system
+             else "more than every listed Loihi 2 system")
+    return [("Loihi 2 chips, layers packed in order", f"{part['chips']}", where)]
+
+
 def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
     """(quantity, value, unit / note) rows of the summary table; every energy row names its status and profile."""
     t = doc["total"]["counts"]
@@ -182,6 +193,7 @@ def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
         ("equivalent ANN MACs", fmt_num(doc["total"]["ann"]["macs"]), "dense, one pass"),
         ("Loihi 2 neurons / synapses", f"{fmt_num(res['neurons'])} / {fmt_num(res['synapses'])}", ""),
         ("Loihi 2 cores (estimate)", f"{res['cores']}", f"{res['chips']} chip(s), lower bound"),
+        *_partition_rows(doc),
     ]
     for key, s in sc.items():
         rows.append((f"energy: {SCENARIO_SHORT.get(key, key)}", fmt_pm(s["total"], e_scale),

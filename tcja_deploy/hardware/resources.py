@@ -114,4 +114,9 @@ def network_resources(layers: list[LayerActivity]) -> dict:
                                                           "synaptic_memory_bits", "cores")}
     total["chips"] = math.ceil(total["cores"] / limit("cores_per_chip")) if total["cores"] else 0
     total["synapses_fit_one_chip"] = total["synapses"] <= limit("synapses_per_chip")
-    return {"layers": per, "total": total, "limits": {k: v.to_dict() for k, v in LOIHI2_LIMITS.items()}}
+    from tcja_deploy.hardware.partition import partition
+
+    parts = partition(per)
+    total["chips_partitioned"] = parts["chips"]  # whole layers packed onto chips: ≥ chips
+    return {"layers": per, "total": total, "limits": {k: v.to_dict() for k, v in LOIHI2_LIMITS.items()},
+            "partition": parts}
