@@ -22,6 +22,9 @@ def parser() -> argparse.ArgumentParser:
                    help=f"one of: {', '.join(TARGETS)} (default loihi2)")
     p.add_argument("--lava-samples", type=int, default=16,
                    help="test samples run on the Lava simulator (0: none; default 16)")
+    p.add_argument("--lava-budget", type=float, default=600.0, metavar="SECONDS",
+                   help="wall-time budget of the Lava simulation: it stops after this many seconds and checks the "
+                        "samples completed by then, at least one (default 600)")
     p.add_argument("--gate", choices=("neurocore", "host"), default="neurocore",
                    help="loihi2: where the TCJA gates run: neurocore (standard Lava processes on neuro cores, "
                         "default) or host (our Python process, in lock-step with the chip)")
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from tcja_deploy.hardware.verify import lava_check
 
     fid = convert(args.run, args.out, args.target, args.lava_samples, args.device, lava_check=lava_check,
-                  gate_placement=args.gate)
+                  gate_placement=args.gate, lava_budget_s=args.lava_budget)
     print(fidelity.format_table(fid))
     print(f"wrote {args.out} in {fid['seconds']['total']:.1f} s")
     return 0

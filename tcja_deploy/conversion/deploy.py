@@ -204,14 +204,17 @@ def write_artifacts(graph: g.Graph, onnx_graph: g.Graph, target: Target, run_dir
 def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samples: int = 16,
             device: str = "cpu", log: Callable[[str], None] = print,
             gate_payload_bits: Optional[int] = None, lava_check: Optional[LavaCheck] = None,
-            gate_placement: str = "neurocore") -> dict:
+            gate_placement: str = "neurocore", lava_budget_s: Optional[float] = None) -> dict:
     """Convert ``run_dir`` for ``target_name`` into ``out_dir`` (atomically); returns the fidelity dict.
 
     ``lava_check`` runs the first ``lava_samples`` test samples on Lava and compares them with the emulator
     (the hardware stage's :func:`tcja_deploy.hardware.verify.lava_check`); None: no Lava check.
+    ``lava_budget_s`` bounds the Lava simulation's wall time: the samples completed by then are checked.
     """
     if lava_samples < 0:
         raise UserError(f"--lava-samples {lava_samples}: must be ≥ 0")
+    if lava_budget_s is not None and not (0 < lava_budget_s < float("inf")):
+        raise UserError(f"--lava-budget {lava_budget_s}: must be a positive number of seconds")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     outputs.check_out_dir(out_dir, "deploy", inputs=[run_dir])
     outputs.clean_stale_temporaries(out_dir)
@@ -263,7 +266,7 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
             if n > 0 and lava_check is not None:
                 t = time.perf_counter()
                 fid["lava"] = lava_check(tmp, graph, x_test[:, :n], y_test[:n], float_scores[:n],
-                                         select_tag=target.lava_tag, log=log)
+                                         select_tag=target.lava_tag, log=log, budget_s=lava_budget_s)
                 if fid["lava"] is not None and "error" not in fid["lava"]:
                     seconds["lava"] = time.perf_counter() - t
 

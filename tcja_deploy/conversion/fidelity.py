@@ -100,6 +100,9 @@ def format_table(fid: dict) -> str:
         rows.append(f"  {'Lava simulation':34s} FAILED: {fid['lava']['error']}")
     elif fid.get("lava"):
         lv = fid["lava"]
+        if lv.get("samples_reason"):
+            rows.append(f"  {'Lava samples checked':34s} {lv['samples']:>6d}     ({lv['samples_reason']}; "
+                        f"estimated {lv.get('estimated_s', 0):,.0f} s before the run)")
         rows.append(f"  {'Lava simulation accuracy':34s} {_pct(lv['accuracy'])}   ({lv['samples']} samples; "
                     f"emulator on them {_pct(lv['emulator_accuracy_same_samples']).strip()}, "
                     f"float {_pct(lv['float_accuracy_same_samples']).strip()}; {lv['steps']} steps, "

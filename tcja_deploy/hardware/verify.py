@@ -73,25 +73,35 @@ def gate_stage_agreement(graph: g.Graph, x: torch.Tensor, stages: dict) -> dict:
 
 
 def lava_check(deploy_dir: Path, graph: g.Graph, x: torch.Tensor, labels: np.ndarray, float_scores: np.ndarray,
-               select_tag: str = "fixed_pt", log: Callable[[str], None] = print) -> dict:
+               select_tag: str = "fixed_pt", log: Callable[[str], None] = print, budget_s: Optional[float] = None,
+               progress: bool = True) -> dict:
     """Run the n samples of x [T, n, C, H, W] on Lava and on the emulator; the ``lava`` section of fidelity.json.
 
     A failed simulation is recorded (``{"error", "samples", "all_layers_identical": false}``) and logged, not
-    raised: the artifacts stand and the table shows the failure.
+    raised: the artifacts stand and the table shows the failure. With ``budget_s`` the simulation stops once
+    that many seconds have passed and the samples completed by then are checked (``samples_reason``).
     """
     from tcja_deploy.hardware.lava_sim import run_lava
 
     n = int(x.shape[1])
     emu = emulate(graph, x, labels, record=True)
     try:
-        lava = run_lava(read_deploy(deploy_dir, require_complete=False), x, labels, select_tag=select_tag)
+        lava = run_lava(read_deploy(deploy_dir, require_complete=False), x, labels, select_tag=select_tag,
+                        budget_s=budget_s, log=log, progress=progress)
     except Exception as e:  # the artifacts stand; the failed check is recorded and shown
         log(f"warning: the Lava simulation failed: {e.__class__.__name__}: {e}")
         return {"error": f"{e.__class__.__name__}: {e}", "samples": n, "all_layers_identical": False}
+    k = int(lava.scores.shape[0])  # samples completed (fewer than n when the budget stopped the run)
+    if k < n:
+        emu = emulate(graph, x[:, :k], labels[:k], record=True)
+        labels, float_scores = labels[:k], float_scores[:k]
+    reason = (f"the first {k} of {n} requested: the {budget_s:g} s Lava budget was reached" if k < n else
+              f"{n} requested (--lava-samples)" + ("" if budget_s is None else f", within the {budget_s:g} s budget"))
     layers = spike_agreement(emu, lava)
-    stages = gate_stage_agreement(graph, x, lava.extra.get("gate_stages", {}))
+    stages = gate_stage_agreement(graph, x[:, :k], lava.extra.get("gate_stages", {}))
     all_stages = all(r["identical"] for per in stages.values() for r in per.values())
-    return {"accuracy": F.accuracy(lava.scores, labels), "samples": n,
+    return {"accuracy": F.accuracy(lava.scores, labels), "samples": k, "samples_requested": n,
+            "samples_reason": reason, "estimated_s": float(lava.extra.get("estimated_s", 0.0)),
             "float_accuracy_same_samples": F.accuracy(float_scores, labels),
             "emulator_accuracy_same_samples": F.accuracy(emu.scores, labels),
             "scores_identical": bool(np.array_equal(emu.scores, lava.scores)),

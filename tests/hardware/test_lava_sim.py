@@ -113,3 +113,20 @@ def test_lava_readout_scores_identical_to_emulator(tmp_path):
     lava = run_lava(out, x)
     assert all(r["identical"] for r in spike_agreement(emu, lava).values())
     assert np.array_equal(lava.scores, emu.scores)
+
+
+def test_a_lava_budget_keeps_the_samples_completed_in_time(tiny_deploy_dir):
+    """The run stops at the first chunk past the budget; the samples completed by then equal the emulator's."""
+    d = read_deploy(tiny_deploy_dir)
+    x = tiny_input(4, seed=3)
+    lines = []
+    lava = run_lava(d, x, np.arange(4) % 2, budget_s=1e-6, log=lines.append)
+    assert lava.extra["stopped_by_budget"] and lava.extra["samples_requested"] == 4
+    k = lava.scores.shape[0]
+    assert 1 <= k < 4 and all(a.output_spikes.shape[1] == k for a in lava.layers)
+    emu = emulator.emulate(d.graph, x[:, :k])
+    assert all(r["identical"] for r in spike_agreement(emu, lava).values())
+    assert np.array_equal(lava.scores, emu.scores)
+    assert len(lines) == 1 and "4 sample(s)" in lines[0] and "estimated" in lines[0] and "budget" in lines[0]
+    stages = gate_stage_agreement(d.graph, x[:, :k], lava.extra["gate_stages"])
+    assert stages and all(r["identical"] for per in stages.values() for r in per.values())
