@@ -23,7 +23,7 @@ from tcja_deploy.conversion.recurrence import cuba_recurrence
 from tcja_deploy.models.tcja import squeeze_spikes, tcja_gate
 
 __all__ = ["ConversionError", "SEMANTICS", "run_node", "run_graph", "infer_shapes", "input_shapes", "GraphModule",
-           "predictions", "scores_of_graph"]
+           "predictions", "scores_of_graph", "auto_batch_size", "bytes_per_sample"]
 
 
 # ------------------------------------------------------------------------------------ per-step ops
@@ -254,10 +254,35 @@ class GraphModule(nn.Module):
         return x
 
 
-def scores_of_graph(graph: g.Graph, x: torch.Tensor, batch_size: int = 64, device: str | torch.device = "cpu"
-                    ) -> np.ndarray:
-    """Class scores [N, K] of ``graph`` on x [T, N, C, H, W], in batches of ``batch_size`` samples, in float64
-    on ``device`` (fixed-point graphs are integer-exact on any device)."""
+#: Memory the emulator's batches may take by default (bytes): the batch size adapts to the network.
+EMULATOR_MEMORY_BUDGET = 2 << 30
+MAX_BATCH = 64
+
+
+def bytes_per_sample(graph: g.Graph) -> int:
+    """An upper estimate of the memory one sample takes while ``graph`` runs: every node's [T, ...] output
+    in float64, plus a neuro-core gate's per-source-step partial sums ([T, C, T] per branch, int64)."""
+    T = int(graph.meta.get("T", 1))
+    total = 0
+    for name, shape in infer_shapes(graph).items():
+        total += T * int(np.prod(shape)) * 8
+        node = graph.nodes[name]
+        if getattr(node, "placement", None) == "neurocore":
+            total += 4 * T * int(node.channels) * T * 8
+    return 2 * total  # a node's input and output are alive together
+
+
+def auto_batch_size(graph: g.Graph, budget_bytes: int = EMULATOR_MEMORY_BUDGET, cap: int = MAX_BATCH) -> int:
+    """Samples per batch so that a batch stays within ``budget_bytes`` (at least 1, at most ``cap``)."""
+    return int(max(1, min(cap, budget_bytes // max(1, bytes_per_sample(graph)))))
+
+
+def scores_of_graph(graph: g.Graph, x: torch.Tensor, batch_size: Optional[int] = None,
+                    device: str | torch.device = "cpu") -> np.ndarray:
+    """Class scores [N, K] of ``graph`` on x [T, N, C, H, W], in batches of ``batch_size`` samples (None: as many
+    as fit :data:`EMULATOR_MEMORY_BUDGET`, :func:`auto_batch_size`), in float64 on ``device`` (fixed-point
+    graphs are integer-exact on any device)."""
+    batch_size = batch_size or auto_batch_size(graph)
     out = []
     for start in range(0, x.shape[1], batch_size):
         xb = x[:, start:start + batch_size].to(device=device, dtype=torch.float64)

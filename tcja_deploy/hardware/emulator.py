@@ -16,19 +16,20 @@ import numpy as np
 import torch
 
 from tcja_deploy.conversion import graph as g
-from tcja_deploy.conversion.execute import predictions, run_graph, scores_of_graph
+from tcja_deploy.conversion.execute import auto_batch_size, predictions, run_graph, scores_of_graph
 from tcja_deploy.conversion.layers import latency_steps, layer_plan, payload_bits
 from tcja_deploy.hardware.activity import NetworkActivity, as_events, layer_activities
 
 
-def emulate(graph: g.Graph, x: torch.Tensor, labels: Optional[np.ndarray] = None, batch_size: int = 64,
+def emulate(graph: g.Graph, x: torch.Tensor, labels: Optional[np.ndarray] = None, batch_size: Optional[int] = None,
             record: bool = True, backend: str = "emulator", device: str | torch.device = "cpu") -> NetworkActivity:
     """Run ``graph`` on inputs x [T, N, C, H, W] (float values; the q_input node quantizes them).
 
     Args:
         graph: a fixed-point graph (``q_*`` nodes) — or a float CUBA graph (then this is the float reference).
         labels: [N] true labels, or None.
-        batch_size: samples per torch batch.
+        batch_size: samples per torch batch (None: as many as fit the emulator's memory budget,
+            :func:`tcja_deploy.conversion.execute.auto_batch_size`).
         record: keep every layer's input and output spikes (memory: ~1 byte per neuron-step).
         device: torch device to compute on (integer-exact on any device: float64 sums, int64 states).
 
@@ -42,6 +43,7 @@ def emulate(graph: g.Graph, x: torch.Tensor, labels: Optional[np.ndarray] = None
     if not record:
         scores = scores_of_graph(graph, x, batch_size, device)
         return NetworkActivity(layers=[], scores=scores, labels=labels, steps=T, backend=backend, extra=extra)
+    batch_size = batch_size or auto_batch_size(graph)
     plan = layer_plan(graph)
     quantized = graph.quantized
     in_bits = {layer.name: payload_bits(graph, layer.input_from) for layer in plan}

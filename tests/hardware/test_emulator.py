@@ -140,3 +140,17 @@ def test_emulate_activity_layout(qgraph):
     # record=False: same scores, no layers; batching does not change anything
     quick = emulator.emulate(qgraph, x, record=False, batch_size=64)
     assert quick.layers == [] and np.array_equal(quick.scores, act.scores)
+
+
+def test_batches_are_bounded_by_memory_and_do_not_change_the_result(qgraph):
+    from tcja_deploy.conversion.execute import auto_batch_size, bytes_per_sample
+
+    per = bytes_per_sample(qgraph)
+    assert per > 0
+    assert auto_batch_size(qgraph, budget_bytes=per * 3) == 3 and auto_batch_size(qgraph, budget_bytes=1) == 1
+    assert auto_batch_size(qgraph, budget_bytes=1 << 50) == 64
+    x = tiny_input(5)
+    a = emulator.emulate(qgraph, x, batch_size=2)
+    b = emulator.emulate(qgraph, x)  # auto
+    assert np.array_equal(a.scores, b.scores)
+    assert all(np.array_equal(la.output_spikes, lb.output_spikes) for la, lb in zip(a.layers, b.layers))
