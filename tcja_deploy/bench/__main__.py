@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, common.BenchOptions]
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--impls", default=None,
                    help="comma-separated implementations to compare (benchmark-specific; see bench/NOTES.md)")
-    p.add_argument("--preset", action="append", default=None, help="convert: preset(s) to time (repeatable)")
+    p.add_argument("--preset", action="append", default=None,
+                   help="convert, pipeline: preset(s) to time (repeatable)")
     p.add_argument("--nproc", type=int, default=None,
                    help="train-step: also time the step data-parallel on N processes (torchrun, DDP) vs 1")
     a = p.parse_args(argv)

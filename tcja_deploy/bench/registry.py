@@ -11,6 +11,7 @@ BENCHMARKS: dict[str, str] = {
     "emulate": "tcja_deploy.bench.emulate",
     "convert": "tcja_deploy.bench.convert",
     "profile": "tcja_deploy.bench.profile_overhead",
+    "pipeline": "tcja_deploy.bench.pipeline",
 }
 
 

@@ -1,0 +1,124 @@
+"""``pipeline --preset P``: the whole chain at a preset's size, on seeded random weights.
+
+For each preset: one training step (forward, MSE rate loss, backward, Adam) on a batch of random spikes
+(density 0.1); the conversion for ``loihi2`` with the gates on neuro cores (no fidelity checks,
+:func:`tcja_deploy.bench._deploy.convert_without_fidelity`); the emulator scoring random samples
+(samples/s, auto batch size); and the Lava simulation of the converted network on the same samples,
+stopped by a wall-time budget (Lava steps/s, and the time one sample takes). The resources (neurons,
+synapses, cores, chips with whole layers packed, the smallest Loihi 2 system) come from one emulator run.
+The "peer" of each row is the issue's goal where it has one (convert ≤ 600 s, emulator ≥ 2 samples/s).
+
+Sizes: ``toy`` digits, 1 sample, Lava budget 60 s; ``cpu`` the given presets (default dvs128_gesture),
+2 samples, budget 600 s; ``full`` 8 samples, budget 1800 s.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tcja_deploy.bench import _deploy, common
+
+NAME = "pipeline"
+DESCRIPTION = "train step, convert, emulator and Lava check at a preset's size (random weights)"
+SIZES = {"toy": {"presets": ["digits"], "samples": 1, "budget_s": 60.0, "batch": 2},
+         "cpu": {"presets": ["dvs128_gesture"], "samples": 2, "budget_s": 600.0, "batch": 2},
+         "full": {"presets": ["dvs128_gesture"], "samples": 8, "budget_s": 1800.0, "batch": 8}}
+GOAL_CONVERT_S = 600.0
+GOAL_EMULATOR_SPS = 2.0
+
+
+def _train_step_s(config, batch: int, seed: int) -> float:
+    from tcja_deploy.models.network import TCJASNN, rate_loss
+
+    torch.manual_seed(seed)
+    model = TCJASNN(config)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = (torch.rand((config.T, batch, *config.input_shape)) < 0.1).float()
+    y = torch.randint(0, config.num_classes, (batch,))
+    times = []
+    for _ in range(2):  # the first step builds the kernels
+        t = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        rate_loss(model(x), y, "mse", config.num_classes).backward()
+        opt.step()
+        times.append(time.perf_counter() - t)
+    return times[-1]
+
+
+def _one(preset: str, work: Path, case: dict, opts: common.BenchOptions) -> dict[str, Any]:
+    from tcja_deploy.conversion.deploy_dir import read_deploy
+    from tcja_deploy.conversion.execute import auto_batch_size, bytes_per_sample
+    from tcja_deploy.hardware.emulator import emulate
+    from tcja_deploy.hardware.lava_sim import run_lava
+    from tcja_deploy.hardware.resources import network_resources
+    from tcja_deploy.hardware.verify import spike_agreement
+
+    config = _deploy.make_random_run(preset, work / "run", opts.seed)
+    train_s = _train_step_s(config, case["batch"], opts.seed)
+    t = time.perf_counter()
+    deploy, _ = _deploy.random_deploy(preset, work, 2, opts.seed)  # reuses the run saved above
+    convert_s = time.perf_counter() - t
+    graph = read_deploy(deploy).graph
+    n = case["samples"]
+    x = _deploy.random_spikes(config.T, n, tuple(config.input_shape), opts.seed + 5)
+    emulate(graph, x[:, :1], record=False)  # warm-up
+    t = time.perf_counter()
+    emu = emulate(graph, x, record=True)
+    emulator_s = time.perf_counter() - t
+    res = network_resources(emu.layers)
+    t = time.perf_counter()
+    lava = run_lava(deploy, x, budget_s=case["budget_s"], log=lambda line: None)
+    lava_s = time.perf_counter() - t
+    k = int(lava.scores.shape[0])
+    agree = spike_agreement(emulate(graph, x[:, :k], record=True), lava)
+    return {
+        "T": config.T, "input_shape": list(config.input_shape),
+        "train_step_s": train_s, "train_batch": case["batch"],
+        "convert_s": convert_s,
+        "emulator_samples_per_s": n / emulator_s, "emulator_batch": auto_batch_size(graph),
+        "emulator_bytes_per_sample": bytes_per_sample(graph),
+        "lava": {"samples_requested": n, "samples_done": k, "seconds": lava_s, "steps": int(lava.extra["lava_steps"]),
+                 "steps_per_s": lava.extra["lava_steps"] / lava_s, "processes": int(lava.extra["processes"]),
+                 "stopped_by_budget": bool(lava.extra["stopped_by_budget"]), "budget_s": case["budget_s"],
+                 "estimated_s": float(lava.extra["estimated_s"]),
+                 "all_layers_identical": all(r["identical"] for r in agree.values())},
+        "resources": dict(res["total"]),
+        "partition": {"chips": res["partition"]["chips"], "system": res["partition"]["system"]},
+    }
+
+
+def run(opts: common.BenchOptions) -> dict[str, Any]:
+    size = opts.size if opts.size in SIZES else "cpu"
+    case = SIZES[size]
+    presets = list(opts.extra.get("presets") or case["presets"])
+    per: dict[str, Any] = {}
+    rows, notes = [], []
+    with tempfile.TemporaryDirectory(prefix="tcja-bench-pipeline-") as tmp:
+        for preset in presets:
+            r = _one(preset, Path(tmp) / preset, case, opts)
+            per[preset] = r
+            lv = r["lava"]
+            rows += [
+                common.ratio_row(f"{preset}: train step (batch {r['train_batch']})", "s", r["train_step_s"], None,
+                                 "-", "lower"),
+                common.ratio_row(f"{preset}: convert (no fidelity)", "s", r["convert_s"], GOAL_CONVERT_S, "goal",
+                                 "lower"),
+                common.ratio_row(f"{preset}: emulator scoring", "samples/s", r["emulator_samples_per_s"],
+                                 GOAL_EMULATOR_SPS, "goal", "higher"),
+                common.ratio_row(f"{preset}: Lava simulation ({lv['processes']} processes)", "steps/s",
+                                 lv["steps_per_s"], None, "-", "higher"),
+            ]
+            system = r["partition"]["system"]
+            notes.append(f"{preset}: Lava ran {lv['samples_done']} of {lv['samples_requested']} sample(s) in "
+                         f"{lv['seconds']:.0f} s ({lv['steps']} steps; estimated {lv['estimated_s']:.0f} s"
+                         + (", stopped by the budget" if lv["stopped_by_budget"] else "") + "), spikes identical: "
+                         f"{lv['all_layers_identical']}; {r['resources']['neurons']:,} neurons, "
+                         f"{r['resources']['cores']} cores, {r['partition']['chips']} chip(s) packed → "
+                         + (f"{system['name']}" if system else "larger than every listed system"))
+    return {"size": {"name": size, "presets": presets, **case}, "per_preset": per, "rows": rows, "notes": notes}
