@@ -342,23 +342,35 @@ def count_layer(layer: LayerActivity, steps_simulated: Optional[int] = None,
 
 def _count_neurocore_gate(layer: LayerActivity, counts: dict, squeeze_events: np.ndarray, steps_run: int
                           ) -> tuple[int, int]:
-    """A neuro-core gate's SynOps and neuron updates, exactly as its sub-network of standard processes runs
-    (:func:`tcja_deploy.conversion.neurocore_gate.events`); it does no host arithmetic. Fills ``counts`` in
-    place and returns (neurons, synapses)."""
+    """A neuro-core gate's counts into ``counts`` (in place); returns (neurons, synapses)."""
     from tcja_deploy.conversion import neurocore_gate as NC
 
     ng = NC.NeurocoreGate.from_arrays(layer.gate_params)
-    pixels = int(np.prod(layer.out_shape[1:]))
+    new, neurons, synapses = neurocore_gate_counts(ng, layer, counts["input_events"], counts["spikes"],
+                                                   squeeze_events, steps_run)
+    counts.update(new)
+    return neurons, synapses
+
+
+def neurocore_gate_counts(ng, layer: LayerActivity, input_events: np.ndarray, spikes: np.ndarray,
+                          squeeze_events: np.ndarray, steps_run: int) -> tuple[dict[str, np.ndarray], int, int]:
+    """SynOps, neuron updates and messages of the neuro-core sub-network ``ng`` on this layer's activity,
+    exactly as its standard Lava processes run (:func:`tcja_deploy.conversion.neurocore_gate.events`); it does
+    no host arithmetic. Returns (counts, neurons, synapses)."""
+    from tcja_deploy.conversion import neurocore_gate as NC
+
     parts = NC.structure(ng, int(np.prod(layer.out_shape)))
     neurons = sum(p["neurons"] for p in parts.values())
     synapses = sum(p["synapses"] for p in parts.values())
-    ev = NC.events(ng, layer.gate_counts, counts["input_events"], squeeze_events, pixels)
-    counts["synops"] = ev["graded"] + ev["binary"]  # the output's own SynOps are the next layer's
-    counts["synops_graded"] = ev["graded"].copy()
-    counts["neuron_updates"] = np.full_like(ev["graded"], neurons * steps_run)
-    counts["neuron_updates_active"] = ev["messages"] + counts["spikes"]
-    counts["gate_messages"] = ev["messages"]
-    return neurons, synapses
+    ev = NC.events(ng, layer.gate_counts, input_events, squeeze_events, int(np.prod(layer.out_shape[1:])))
+    counts = {
+        "synops": ev["graded"] + ev["binary"],  # the output's own SynOps are the next layer's
+        "synops_graded": ev["graded"].copy(),
+        "neuron_updates": np.full_like(ev["graded"], neurons * steps_run),
+        "neuron_updates_active": ev["messages"] + spikes,
+        "gate_messages": ev["messages"],
+    }
+    return counts, neurons, synapses
 
 
 @dataclass

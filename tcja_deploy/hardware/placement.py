@@ -15,7 +15,8 @@ import numpy as np
 from tcja_deploy.conversion import gate_math
 from tcja_deploy.conversion import neurocore_gate as NC
 from tcja_deploy.hardware.activity import LayerActivity
-from tcja_deploy.hardware.counters import LayerCounts, gate_ops
+from tcja_deploy.hardware.counters import LayerCounts, gate_ops, neurocore_gate_counts
+from tcja_deploy.hardware.resources import stage_cores
 
 PLACEMENTS = ("neurocore", "host")
 
@@ -61,19 +62,8 @@ def gate_placements(layer: LayerActivity, counts: LayerCounts, squeeze_events: n
         ng = neurocore_of(layer)
     except NC.GatePlacementError as e:
         return {"host": host, "neurocore": {"error": str(e)}}
-    parts = NC.structure(ng, int(np.prod(layer.out_shape)))
-    ev = NC.events(ng, layer.gate_counts, x_ev, squeeze_events, int(np.prod(layer.out_shape[1:])))
-    neurons = sum(p["neurons"] for p in parts.values())
-    from tcja_deploy.hardware.resources import limit
-
-    cores = sum(max(int(np.ceil(p["neurons"] / limit("neurons_per_core"))),
-                    int(np.ceil(p["synapses"] * limit("weight_bits") / (limit("synaptic_memory_bytes_per_core") * 8))),
-                    1) for p in parts.values())
-    steps = counts.steps
-    nc = {"counts": {"synops": ev["graded"] + ev["binary"], "synops_graded": ev["graded"],
-                     "neuron_updates": np.full(N, neurons * steps, dtype=np.int64),
-                     "neuron_updates_active": ev["messages"] + out_ev, "gate_messages": ev["messages"],
-                     "spikes": out_ev},
-          "neurons": neurons, "synapses": sum(p["synapses"] for p in parts.values()), "cores": cores,
+    nc_counts, neurons, synapses = neurocore_gate_counts(ng, layer, x_ev, out_ev, squeeze_events, counts.steps)
+    nc = {"counts": {**nc_counts, "spikes": out_ev}, "neurons": neurons, "synapses": synapses,
+          "cores": stage_cores(NC.structure(ng, int(np.prod(layer.out_shape)))),
           "latency_steps": NC.latency_steps(g.mode, g.T, skew(layer))}
     return {"neurocore": nc, "host": host}

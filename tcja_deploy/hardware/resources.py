@@ -100,11 +100,15 @@ def _neurocore_gate_resources(layer: LayerActivity) -> LayerResources:
     parts = NC.structure(ng, int(math.prod(int(v) for v in layer.out_shape)))
     neurons = sum(p["neurons"] for p in parts.values())
     synapses = sum(p["synapses"] for p in parts.values())
-    bits_per_synapse = int(limit("weight_bits"))
-    cores = sum(max(math.ceil(p["neurons"] / limit("neurons_per_core")),
-                    math.ceil(p["synapses"] * bits_per_synapse / (limit("synaptic_memory_bytes_per_core") * 8)), 1)
-                for p in parts.values())
-    return LayerResources(layer.name, layer.kind, neurons, synapses, synapses, synapses * bits_per_synapse, cores)
+    bits = synapses * int(limit("weight_bits"))
+    return LayerResources(layer.name, layer.kind, neurons, synapses, synapses, bits, stage_cores(parts))
+
+
+def stage_cores(parts: dict[str, dict[str, int]]) -> int:
+    """Cores of a neuro-core gate: each stage's population on cores of its own (the trunk's lower bound)."""
+    return sum(max(math.ceil(p["neurons"] / limit("neurons_per_core")),
+                   math.ceil(p["synapses"] * limit("weight_bits") / (limit("synaptic_memory_bytes_per_core") * 8)), 1)
+               for p in parts.values())
 
 
 def network_resources(layers: list[LayerActivity]) -> dict:
