@@ -103,7 +103,8 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
         run_cfg: a Lava run config to use instead of ``Loihi2SimCfg(select_tag)`` (e.g. ``Loihi2HwCfg``; it
             must select a model for ``lava.proc.io.extractor.Extractor``, which records the layers).
         budget_s: stop after the chunk of steps that passes this many seconds of simulation and keep the
-            samples completed by then (at least one is run whole). None: all N samples.
+            samples completed by then; when not even sample 0 finished, ``extra["partial"]`` holds, per probe,
+            the steps of sample 0 it recorded ([≤ T, ...]) and the activity has no layers. None: all N samples.
         log: gets one line before the run (samples, steps, processes, estimated time).
         progress: show a progress bar over the Lava steps (with its measured ETA).
 
@@ -187,7 +188,6 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
         log(f"Lava simulation: {N} sample(s), {steps} steps, {len(b.keep)} processes; estimated {estimate:,.0f} s "
             f"(prior of {SECONDS_PER_PROCESS_STEP * 1e3:.1f} ms per process-step)"
             + ("" if budget_s is None else f", budget {budget_s:,.0f} s"))
-    first_done = max(lags.values()) + T - 1  # steps until the last layer has sent sample 0 whole
     done, stopped = 0, False
     try:
         from tqdm import tqdm
@@ -199,16 +199,20 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
                 src.run(condition=RunSteps(num_steps=n_steps), run_cfg=cfg)
                 done += n_steps
                 bar.update(n_steps)
-                if budget_s is not None and done >= first_done and time.perf_counter() - start > budget_s:
+                if budget_s is not None and time.perf_counter() - start > budget_s:
                     stopped = done < steps
                     break
-        n_done = N if not stopped else max(1, min(N, (done - max(lags.values()) + 1) // T))
+        n_done = N if not stopped else min(N, max(0, (done - max(lags.values()) + 1) // T))
+        partial: dict[str, np.ndarray] = {}
         for name, ext, port, lag, shape, whc in b.probes:
             arr = np.stack([ext.receive() for _ in range(done)])  # [done, *Lava shape]
             if whc:
                 arr = arr.transpose(0, 3, 2, 1)  # WHC → CHW
             arr = arr.reshape(done, *shape)
             idx = lag - 1  # row of Lava step `lag`
+            if n_done == 0:  # not even sample 0 finished: keep the steps of it each layer has sent
+                partial[name] = arr[idx: idx + T].astype(np.int64 if tag == "fixed_pt" else np.float64)
+                continue
             win = arr[idx: idx + n_done * T].reshape(n_done, T, *shape)
             if name in b.stage_probes:  # a neuro-core gate's stage: [N·T, ...] per Lava step
                 gate_name, stage = b.stage_probes[name]
@@ -224,12 +228,17 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
     payload = payload[:, :N]
     labels = None if labels is None else np.asarray(labels)[:N]
     seconds = time.perf_counter() - start
-    return _activity(graph, recorded, payload, labels, N, tag, {
+    extra = {
         "lava_steps": done, "seconds": seconds, "lags": lags, "pad": timing["pad"],
         "delay_lines": timing["delays"], "gate_phases": timing["phases"], "select_tag": tag, "graph_names": graph.names,
         "gate_stages": stages, "processes": len(b.keep), "samples_requested": requested,
-        "stopped_by_budget": stopped, "estimated_s": estimate,
-        "latency_steps": int(lags[[n for n in graph.names if n in lags][-1]] - lags[graph.names[0]])})
+        "stopped_by_budget": stopped, "estimated_s": estimate, "partial": partial,
+        "latency_steps": int(lags[[n for n in graph.names if n in lags][-1]] - lags[graph.names[0]])}
+    if N == 0:  # the budget ended the run inside sample 0: no layer activity, the partial record only
+        K = int(graph.meta.get("num_classes", 0))
+        return NetworkActivity(layers=[], scores=np.zeros((0, K)), labels=np.zeros(0, dtype=np.int64), steps=done,
+                               backend="lava-sim", extra=extra)
+    return _activity(graph, recorded, payload, labels, N, tag, extra)
 
 
 def _segment(b: _Builder, seg: dict, k: int, tag: str, lag_in: int, in_bits: int):

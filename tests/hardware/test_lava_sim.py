@@ -115,12 +115,30 @@ def test_lava_readout_scores_identical_to_emulator(tmp_path):
     assert np.array_equal(lava.scores, emu.scores)
 
 
-def test_a_lava_budget_keeps_the_samples_completed_in_time(tiny_deploy_dir):
+class _FakeClock:
+    """perf_counter for lava_sim that advances one second per call: the budget check becomes deterministic."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        self.t += 1.0
+        return self.t
+
+
+def test_a_lava_budget_keeps_the_samples_completed_in_time(tiny_deploy_dir, monkeypatch):
     """The run stops at the first chunk past the budget; the samples completed by then equal the emulator's."""
+    import time as time_module
+
+    from tcja_deploy.hardware import lava_sim
+
     d = read_deploy(tiny_deploy_dir)
     x = tiny_input(4, seed=3)
     lines = []
-    lava = run_lava(d, x, np.arange(4) % 2, budget_s=1e-6, log=lines.append)
+    # one chunk is T steps; the last layer's lag is about 30: the 11th chunk check (> 10 s) ends sample 0 … 2
+    monkeypatch.setattr(lava_sim, "time", type("T", (), {"perf_counter": _FakeClock()}))
+    lava = run_lava(d, x, np.arange(4) % 2, budget_s=10.0, log=lines.append)
+    monkeypatch.setattr(lava_sim, "time", time_module)
     assert lava.extra["stopped_by_budget"] and lava.extra["samples_requested"] == 4
     k = lava.scores.shape[0]
     assert 1 <= k < 4 and all(a.output_spikes.shape[1] == k for a in lava.layers)
@@ -130,3 +148,19 @@ def test_a_lava_budget_keeps_the_samples_completed_in_time(tiny_deploy_dir):
     assert len(lines) == 1 and "4 sample(s)" in lines[0] and "estimated" in lines[0] and "budget" in lines[0]
     stages = gate_stage_agreement(d.graph, x[:, :k], lava.extra["gate_stages"])
     assert stages and all(r["identical"] for per in stages.values() for r in per.values())
+
+
+def test_a_budget_that_ends_inside_sample_0_checks_the_steps_each_layer_sent(tiny_deploy_dir):
+    from tcja_deploy.conversion import fidelity
+    from tcja_deploy.hardware.verify import lava_check
+
+    d = read_deploy(tiny_deploy_dir)
+    x = tiny_input(2, seed=3)
+    fid = lava_check(tiny_deploy_dir, d.graph, x, np.zeros(2, dtype=np.int64), np.zeros((2, 2)), budget_s=1e-9,
+                     log=lambda s: None, progress=False)
+    assert fid["samples"] == 0 and fid["samples_requested"] == 2 and "inside sample 0" in fid["samples_reason"]
+    assert fid["all_layers_identical"] and fid["partial_steps"]["conv0"] > 0
+    assert sum(r["steps_checked"] for r in fid["layers"].values()) > 0
+    text = fidelity.format_table({"target": "loihi2", "data": {"source": "random", "dataset": "x"}, "T": 4,
+                                  "latency_steps": 1, "float": {"accuracy": None, "samples": 2}, "lava": fid})
+    assert "Lava samples checked" in text and "inside sample 0" in text
