@@ -55,9 +55,8 @@ def _one(preset: str, work: Path, case: dict, opts: common.BenchOptions) -> dict
     from tcja_deploy.conversion.deploy_dir import read_deploy
     from tcja_deploy.conversion.execute import auto_batch_size, bytes_per_sample
     from tcja_deploy.hardware.emulator import emulate
-    from tcja_deploy.hardware.lava_sim import run_lava
     from tcja_deploy.hardware.resources import network_resources
-    from tcja_deploy.hardware.verify import spike_agreement
+    from tcja_deploy.hardware.verify import lava_check
 
     config = _deploy.make_random_run(preset, work / "run", opts.seed)
     train_s = _train_step_s(config, case["batch"], opts.seed)
@@ -72,22 +71,25 @@ def _one(preset: str, work: Path, case: dict, opts: common.BenchOptions) -> dict
     emu = emulate(graph, x, record=True)
     emulator_s = time.perf_counter() - t
     res = network_resources(emu.layers)
+    labels = np.zeros(n, dtype=np.int64)
     t = time.perf_counter()
-    lava = run_lava(deploy, x, budget_s=case["budget_s"], log=lambda line: None)
+    check = lava_check(deploy, graph, x, labels, np.zeros((n, config.num_classes)), budget_s=case["budget_s"],
+                       log=lambda line: None, progress=False)
     lava_s = time.perf_counter() - t
-    k = int(lava.scores.shape[0])
-    agree = spike_agreement(emulate(graph, x[:, :k], record=True), lava)
+    if "error" in check:
+        raise RuntimeError(f"{preset}: the Lava simulation failed: {check['error']}")
     return {
         "T": config.T, "input_shape": list(config.input_shape),
         "train_step_s": train_s, "train_batch": case["batch"],
         "convert_s": convert_s,
         "emulator_samples_per_s": n / emulator_s, "emulator_batch": auto_batch_size(graph),
         "emulator_bytes_per_sample": bytes_per_sample(graph),
-        "lava": {"samples_requested": n, "samples_done": k, "seconds": lava_s, "steps": int(lava.extra["lava_steps"]),
-                 "steps_per_s": lava.extra["lava_steps"] / lava_s, "processes": int(lava.extra["processes"]),
-                 "stopped_by_budget": bool(lava.extra["stopped_by_budget"]), "budget_s": case["budget_s"],
-                 "estimated_s": float(lava.extra["estimated_s"]),
-                 "all_layers_identical": all(r["identical"] for r in agree.values())},
+        "lava": {"samples_requested": n, "samples_done": check["samples"], "seconds": lava_s,
+                 "steps": check["steps"], "steps_per_s": check["steps"] / check["seconds"],
+                 "processes": check["processes"], "stopped_by_budget": check["samples"] < n,
+                 "budget_s": case["budget_s"], "estimated_s": check["estimated_s"],
+                 "samples_reason": check["samples_reason"], "partial_steps": check.get("partial_steps"),
+                 "all_layers_identical": check["all_layers_identical"]},
         "resources": dict(res["total"]),
         "partition": {"chips": res["partition"]["chips"], "system": res["partition"]["system"]},
     }
@@ -115,9 +117,8 @@ def run(opts: common.BenchOptions) -> dict[str, Any]:
                                  lv["steps_per_s"], None, "-", "higher"),
             ]
             system = r["partition"]["system"]
-            notes.append(f"{preset}: Lava ran {lv['samples_done']} of {lv['samples_requested']} sample(s) in "
-                         f"{lv['seconds']:.0f} s ({lv['steps']} steps; estimated {lv['estimated_s']:.0f} s"
-                         + (", stopped by the budget" if lv["stopped_by_budget"] else "") + "), spikes identical: "
+            notes.append(f"{preset}: Lava {lv['samples_reason']}; {lv['seconds']:.0f} s for {lv['steps']} steps "
+                         f"(estimated {lv['estimated_s']:.0f} s), spikes identical: "
                          f"{lv['all_layers_identical']}; {r['resources']['neurons']:,} neurons, "
                          f"{r['resources']['cores']} cores, {r['partition']['chips']} chip(s) packed → "
                          + (f"{system['name']}" if system else "larger than every listed system"))

@@ -98,3 +98,12 @@ def test_table_has_ours_peer_ratio():
     rows = [common.ratio_row("x", "ms", 2.0, 4.0, "peer", "lower")]
     table = common.format_table(rows)
     assert "ours/peer" in table and "0.500×" in table
+
+
+def test_pipeline_toy(tmp_path):
+    doc = run_toy("pipeline", tmp_path)
+    r = doc["per_preset"]["digits"]
+    assert r["convert_s"] > 0 and r["emulator_samples_per_s"] > 0 and r["train_step_s"] > 0
+    assert r["lava"]["all_layers_identical"] and r["lava"]["samples_done"] == 1 and r["lava"]["processes"] > 50
+    assert r["partition"]["chips"] == 1 and r["partition"]["system"]["name"] == "Oheo Gulch"
+    assert {row["unit"] for row in doc["rows"]} == {"s", "samples/s", "steps/s"}
