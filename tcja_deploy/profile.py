@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--energy-profile", metavar="FILE",
                    help="TOML/JSON energy profile replacing the built-in one of its model (neuromorphic or cmos)")
     p.add_argument("--chunk", type=int, help="samples per backend call; profile.json is rewritten after each")
+    p.add_argument("--data-dir", help="dataset root folder (default: the data module's; the embedded digits need none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out) if args.out else Path("profile") / Path(args.deploy).resolve().name
     doc = run_profile(args.deploy, args.backend, out, samples=args.samples, energy_profile=args.energy_profile,
-                      chunk_size=args.chunk, progress=not args.no_progress)
+                      chunk_size=args.chunk, progress=not args.no_progress, data_dir=args.data_dir)
     print(text_table(("quantity", "value", "unit / note"), summary_rows(doc)))
     print(f"profile: {out / 'profile.json'}  (report: python -m tcja_deploy.report --profile {out} --out report/{out.name})")
     return 0

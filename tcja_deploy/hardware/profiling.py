@@ -51,11 +51,13 @@ def deploy_info(deploy: Deploy) -> dict:
     return {"preset": preset, "dataset": str(dataset), "T": int(T)}
 
 
-def load_test_samples(dataset: str, T: int, samples: Optional[int], chunk: int) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]]]:
-    """(count, iterator of (frames [T, n, C, H, W] float32, labels [n] int64)) over the first test samples."""
+def load_test_samples(dataset: str, T: int, samples: Optional[int], chunk: int, data_dir: Optional[str | Path] = None
+                      ) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """(count, iterator of (frames [T, n, C, H, W] float32, labels [n] int64)) over the first test samples
+    (``data_dir``: where the dataset's files are; None: the loader's default)."""
     from tcja_deploy.data.registry import get_dataset
 
-    test = get_dataset(dataset, T).test
+    test = get_dataset(dataset, T, None if data_dir is None else Path(data_dir)).test
     n = len(test) if samples is None else min(int(samples), len(test))
 
     def chunks():
@@ -143,7 +145,7 @@ def profile_batches(batches: Iterator[tuple[np.ndarray, np.ndarray]], backend: B
 
 def run_profile(deploy_dir: str | Path, backend_name: str, out_dir: str | Path, samples: Optional[int] = None,
                 energy_profile: Optional[str | Path] = None, chunk_size: Optional[int] = None,
-                progress: bool = True) -> dict:
+                progress: bool = True, data_dir: Optional[str | Path] = None) -> dict:
     """The ``python -m tcja_deploy.profile`` pipeline; returns the profile.json document.
 
     Checks run before any work: the energy profile file, the backend (lava-loihi for ``loihi2``),
@@ -165,7 +167,7 @@ def run_profile(deploy_dir: str | Path, backend_name: str, out_dir: str | Path, 
     info = deploy_info(deploy)
     n_req = samples if samples is not None else backend.default_samples
     chunk = int(backend.chunk_size if chunk_size is None else chunk_size)
-    n, batches = load_test_samples(info["dataset"], info["T"], n_req, chunk)
+    n, batches = load_test_samples(info["dataset"], info["T"], n_req, chunk, data_dir)
     meta = {
         "backend": backend.name,
         "deploy": {"dir": str(deploy_dir), "hash": deploy.combined_hash(), "files": deploy.file_hashes(), **info},
