@@ -53,3 +53,8 @@ def clip_voltage(v: torch.Tensor) -> torch.Tensor:
 def signed_clamp24(x: torch.Tensor) -> torch.Tensor:
     """Lava conv's ``signed_clamp(x, 24)``: modular wrap into [−2²³, 2²³)."""
     return torch.remainder(x + STATE_WRAP, 2 * STATE_WRAP) - STATE_WRAP
+
+#: lava-nc 0.10's Conv process models keep ``groups`` in an int8 (``LavaPyType(np.ndarray, np.int8)``), so a
+#: grouped conv of 128 or more groups wraps to a negative count and sends nothing. Grouped convs with more
+#: groups are written as ``groups = 1`` with block-diagonal weights (the same sums).
+LAVA_MAX_CONV_GROUPS = 127

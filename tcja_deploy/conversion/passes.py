@@ -24,7 +24,7 @@ from tcja_deploy.conversion import gate_math, neurocore_gate
 from tcja_deploy.conversion import graph as g
 from tcja_deploy.conversion.execute import cuba, infer_shapes, input_shapes, run_node
 from tcja_deploy.conversion.graph import ConversionError
-from tcja_deploy.conversion.loihi2 import BIAS_MAX, DECAY_UNITY, STATE_MAX, VTH_MAX, WEIGHT_EXP, WEIGHT_MAX, WEIGHT_MIN
+from tcja_deploy.conversion.loihi2 import LAVA_MAX_CONV_GROUPS, BIAS_MAX, DECAY_UNITY, STATE_MAX, VTH_MAX, WEIGHT_EXP, WEIGHT_MAX, WEIGHT_MIN
 #: The largest |u| seen in calibration times this margin must fit in 24 bits (u wraps on overflow).
 STATE_MARGIN = 1.25
 #: Default payload of the gate's graded spikes: NetX's graded-spike convention (``spike_exp = 6``: a
@@ -94,7 +94,8 @@ def tcja_to_gate(graph: g.Graph) -> g.Graph:
 
 def maxpool_to_or(graph: g.Graph) -> g.Graph:
     """Max pool of binary spikes → OR: a depthwise conv of ones (stride = kernel) into a memoryless
-    CUBA neuron (du = dv = 1) with threshold 1/2, i.e. below one input spike."""
+    CUBA neuron (du = dv = 1) with threshold 1/2, i.e. below one input spike. More than
+    ``LAVA_MAX_CONV_GROUPS`` channels: one group with diagonal weights (the same sums)."""
     in_shapes = input_shapes(graph)
     out: list[tuple[str, g.Node]] = []
     for name, node in graph.items():
@@ -107,7 +108,12 @@ def maxpool_to_or(graph: g.Graph) -> g.Graph:
                                   f"node; only a max pool of binary spikes (after a lif) maps to Loihi (as an OR)")
         c = in_shapes[name][0]
         k = node.kernel
-        out.append((name, g.Conv2d(np.ones((c, 1, k, k)), None, stride=k, padding=0, groups=c, role="pool")))
+        if c <= LAVA_MAX_CONV_GROUPS:
+            weight, groups = np.ones((c, 1, k, k)), c
+        else:  # Lava's Conv models hold groups in an int8 (loihi2.LAVA_MAX_CONV_GROUPS): one group, diagonal weights
+            weight, groups = np.zeros((c, c, k, k)), 1
+            weight[np.arange(c), np.arange(c)] = 1.0
+        out.append((name, g.Conv2d(weight, None, stride=k, padding=0, groups=groups, role="pool")))
         out.append((f"{name}.neuron", g.CubaLIF(du=1.0, dv=1.0, threshold=0.5)))
     return graph.replace(out, "maxpool_to_or")
 

@@ -7,10 +7,10 @@ The network is assembled from the deploy directory alone (``graph.json``, ``segm
 - each trunk segment is ``lava.lib.dl.netx.hdf5.Network(segment_<k>.net)`` with ``LIFReset`` neurons
   (``reset_interval = T``): samples run back to back, one per T steps, each layer resetting when the
   first step of a new sample reaches it;
-- each gate is the :class:`~tcja_deploy.hardware.lava_procs.TCJAGate` process; a gate moved past a max
-  pool (``squeeze_from``) gets the per-channel spike counts of the unpooled spikes from a Lava ``Conv``
-  (ones over the whole map, one group per channel), which adds the same one-step hop as the OR pool,
-  so both of its inputs are aligned;
+- each host gate is the :class:`~tcja_deploy.hardware.lava_procs.TCJAGate` process; a gate moved past a
+  max pool (``squeeze_from``) gets the per-channel spike counts of the unpooled spikes from a Lava
+  ``Sparse`` (ones from each pixel to its channel), which adds the same one-step hop as the OR pool, so
+  both of its inputs are aligned; a neuro-core gate is the sub-network of :mod:`lava_gate`;
 - each gate's windows start where the first step of a sample reaches it: the gate process is given
   that phase (``TCJAGate(phase=...)``), so no spike is delayed to align windows;
 - every layer's output is recorded with an ``Extractor`` (one array per step through a pipe).
@@ -310,9 +310,10 @@ def _float_segment(b: _Builder, seg: dict, lag_in: int, layer_ports, syn_names, 
 
 
 def _gate(b: _Builder, graph: g.Graph, gate: dict, x_port, x_shape, seg_layers: dict, tag: str, phase: int):
-    """The gate process (and its squeeze conv when it squeezes the unpooled spikes), its windows starting at
+    """The gate process (and its squeeze synapse when it squeezes the unpooled spikes), its windows starting at
     the Lava steps ≡ 1 + ``phase`` (mod T); returns its out port."""
-    from lava.proc.conv.process import Conv
+    from lava.proc.sparse.process import Sparse
+    from scipy import sparse as sp
 
     from tcja_deploy.hardware.lava_procs import TCJAGate
 
@@ -322,10 +323,13 @@ def _gate(b: _Builder, graph: g.Graph, gate: dict, x_port, x_shape, seg_layers: 
         c, h, w = gate["s_shape"]
         proc = TCJAGate(gate=qgate, s_shape=(c,), x_shape=tuple(gate["x_shape"]), phase=phase)
         s_port, s_shape = seg_layers[gate["squeeze_from"]]
-        squeeze = Conv(weight=np.ones((c, w, h, 1), dtype=np.int32 if tag == "fixed_pt" else np.float64),
-                       input_shape=(w, h, c), groups=c, num_message_bits=0)
-        s_port.connect(squeeze.s_in)
-        squeeze.a_out.reshape((c,)).connect(proc.s_in)
+        # per-channel spike counts of the (W, H, C) map: a Sparse synapse (one hop, like the OR pool it
+        # parallels); a grouped Conv would do the same but Lava's Conv models hold groups in an int8
+        cols = np.arange(w * h * c)
+        ones = np.ones(cols.size, dtype=np.int32 if tag == "fixed_pt" else np.float64)
+        squeeze = Sparse(weights=sp.csr_matrix((ones, (cols % c, cols)), shape=(c, cols.size)), num_message_bits=0)
+        s_port.flatten().connect(squeeze.s_in)
+        squeeze.a_out.connect(proc.s_in)
         _port_to_chw(x_port, x_shape).connect(proc.x_in)
         b.keep.append(squeeze)
     else:

@@ -164,3 +164,20 @@ def test_a_budget_that_ends_inside_sample_0_checks_the_steps_each_layer_sent(tin
     text = fidelity.format_table({"target": "loihi2", "data": {"source": "random", "dataset": "x"}, "T": 4,
                                   "latency_steps": 1, "float": {"accuracy": None, "samples": 2}, "lava": fid})
     assert "Lava samples checked" in text and "inside sample 0" in text
+
+
+@pytest.mark.slow
+def test_a_128_channel_pool_runs_on_lava(tmp_path):
+    """lava-nc 0.10's Conv keeps groups in an int8: the OR pool of 128 channels is exported as one group."""
+    layers = (Conv(128), BatchNorm(), LIF(), MaxPool(2), Flatten(), Linear(20), LIF(), Vote(10))
+    run = tmp_path / "run"
+    save_model(run, tiny_model(config=tiny_config(layers, input_shape=(2, 4, 4))), {"preset": "tiny"})
+    out = tmp_path / "deploy"
+    deploy.convert(run, out, "loihi2", lava_samples=0, log=lambda s: None)
+    graph = read_deploy(out).graph
+    assert graph.nodes["pool0"].groups == 1
+    x = tiny_input(1, seed=2, shape=(2, 4, 4))
+    emu, lava = emulator.emulate(graph, x), run_lava(out, x)
+    agreement = spike_agreement(emu, lava)
+    assert all(r["identical"] for r in agreement.values()), agreement
+    assert agreement["pool0"]["spikes_lava"] > 0
