@@ -17,8 +17,8 @@ Deploy directory (written in a temporary folder next to ``--out`` and renamed wh
                          "output_shape"}]
       "gates":         [{"index", "node", "file": "gate_<k>.npz", "squeeze_from": node whose spikes are
                          squeezed, "s_shape": [C, H, W] squeezed, "x_shape": [C, H', W'] gated,
-                         "mode": "window" | "streaming", "payload_bits"}]
-      "latency_steps": synaptic hops + T per window gate (null for onnx)
+                         "mode": "window" | "streaming", "payload_bits", "placement"}]
+      "latency_steps": synaptic hops + each gate's latency (null for onnx)
       "readout":       (only when the network ends in a non-spiking linear) {"node": readout node, "host": true,
                         "input_from": the layer whose recorded output it reads, "nodes": host-side nodes (flattens,
                         readout, vote)}: run on the host in float64, after the chip; no NetX segment holds it
