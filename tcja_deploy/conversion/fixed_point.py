@@ -59,11 +59,28 @@ def _exact_dtype(weight: np.ndarray, p_max: float, device: torch.device) -> torc
     return torch.float32 if float(w.sum(1).max()) * p_max < FLOAT32_EXACT else torch.float64
 
 
+def depthwise_form(weight: np.ndarray, groups: int) -> tuple[np.ndarray, int]:
+    """A one-group conv whose weights are diagonal across channels ([C, C, k, k], zero off the diagonal: an
+    OR pool of more than ``loihi2.LAVA_MAX_CONV_GROUPS`` channels) as the depthwise conv it equals
+    ([C, 1, k, k], C groups): the same sums with 1/C of the work. Anything else is returned unchanged."""
+    w = np.asarray(weight)
+    if groups != 1 or w.ndim != 4 or w.shape[0] != w.shape[1] or w.shape[0] < 2:
+        return w, groups
+    c = w.shape[0]
+    diag = w[np.arange(c), np.arange(c)]  # [C, k, k]
+    off = np.abs(w).sum() - np.abs(diag).sum()
+    if off != 0:
+        return w, groups
+    return diag[:, None], c
+
+
 def qconv(p: torch.Tensor, weight: np.ndarray, stride: int, padding: int, groups: int) -> torch.Tensor:
     """Integer conv of payloads [T, N, C, H, W] (integer-valued, ≥ 0) → int64 sums wrapped at 24 bits.
 
-    The float accumulation is exact (see :func:`_exact_dtype`).
+    The float accumulation is exact (see :func:`_exact_dtype`); diagonal one-group weights run as the
+    depthwise conv they equal (:func:`depthwise_form`).
     """
+    weight, groups = depthwise_form(weight, groups)
     p_max = float(p.max()) if p.numel() else 0.0
     dt = _exact_dtype(weight, p_max, p.device)
     w = torch.as_tensor(np.asarray(weight), dtype=dt, device=p.device)

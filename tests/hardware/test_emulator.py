@@ -154,3 +154,18 @@ def test_batches_are_bounded_by_memory_and_do_not_change_the_result(qgraph):
     b = emulator.emulate(qgraph, x)  # auto
     assert np.array_equal(a.scores, b.scores)
     assert all(np.array_equal(la.output_spikes, lb.output_spikes) for la, lb in zip(a.layers, b.layers))
+
+
+def test_diagonal_one_group_weights_run_as_the_depthwise_conv_they_equal():
+    from tcja_deploy.conversion.fixed_point import depthwise_form, qconv
+
+    c = 130
+    w = np.zeros((c, c, 2, 2))
+    w[np.arange(c), np.arange(c)] = 254
+    dw, groups = depthwise_form(w, 1)
+    assert groups == c and dw.shape == (c, 1, 2, 2)
+    p = (torch.rand(2, 1, c, 4, 4, generator=torch.Generator().manual_seed(0)) < 0.5).double()
+    dense = torch.nn.functional.conv2d(p[:, 0], torch.as_tensor(w), stride=2).round().long()
+    assert torch.equal(qconv(p, w, 2, 0, 1)[:, 0], dense)
+    w[0, 1, 0, 0] = 2  # one off-diagonal weight: not depthwise
+    assert depthwise_form(w, 1)[1] == 1
