@@ -49,7 +49,7 @@ def synthetic(monkeypatch):
     backend = SyntheticBackend()
     monkeypatch.setattr(profiling, "get_backend", lambda name: backend)
     monkeypatch.setattr(profiling, "load_test_samples",
-                        lambda dataset, T, samples, chunk: (samples or 5, synthetic_batches(samples or 5, chunk, T)))
+                        lambda dataset, T, samples, chunk, data_dir=None: (samples or 5, synthetic_batches(samples or 5, chunk, T)))
     return backend
 
 
