@@ -225,8 +225,11 @@ def run_graph(graph: g.Graph, x: torch.Tensor, record: bool = False):
     """Run ``graph`` on ``x`` [T, N, C, H, W]; returns scores [N, K] (and {name: output} if ``record``)."""
     outputs = {}
     keep = {n.squeeze_from for n in graph.nodes.values() if getattr(n, "squeeze_from", None)}
+    quantized = graph.quantized
     with torch.no_grad():
         for name, node in graph.items():
+            if quantized and x.dtype == torch.float32 and not node.fixed_point:
+                x = x.double()  # fixed-point spikes are float32 0/1; host nodes compute in float64
             x = run_node(node, x, outputs)
             if record or name in keep:
                 outputs[name] = x

@@ -39,7 +39,77 @@ FLOAT32_EXACT = 1 << 23
 
 def cuba_fixed(a: torch.Tensor, i_decay: int, v_decay: int, vth_mant: int,
                bias_mant: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Integer CUBA over a window: synaptic input a [T, N, ...] (int64) → spikes [T, N, ...] (float64 0/1)."""
+    """Integer CUBA over a window: synaptic input a [T, N, ...] (int64) → spikes [T, N, ...] (float32 0/1:
+    exact, and half the bytes of the float64 payloads elsewhere).
+
+    The arithmetic of :func:`cuba_fixed_reference` (Lava's ``PyLifModelBitAcc``), computed in place in
+    float64, which holds every state exactly: |u|, |v| < 2²⁴ and a decay is a multiplication by
+    ``keep / 4096`` (a binary fraction, so the product is exact) followed by ``trunc``. The 24-bit wrap
+    of u and the clip of v are skipped only where a bound proves they cannot act: a truncating decay
+    never grows |x|, so |u| ≤ 64·max|a| / (1 − keep_u/4096) and |v| ≤ (max|u| + max|bias|) /
+    (1 − keep_v/4096). A current that never decays (``i_decay = 4096``) is computed for all steps at once.
+    """
+    T = a.shape[0]
+    dt = torch.float64
+    keep_u = (L.DECAY_UNITY - int(i_decay)) / L.DECAY_UNITY
+    keep_v = (L.DECAY_UNITY - int(v_decay)) / L.DECAY_UNITY
+    threshold = float(int(vth_mant) << L.WEIGHT_EXP)
+    out = torch.empty(a.shape, dtype=torch.float32, device=a.device)
+    if a.numel() == 0:
+        return out
+    shape = (1, -1, *([1] * (a.dim() - 3))) if a.dim() >= 3 else (1, -1)
+    bias = None if bias_mant is None else \
+        (bias_mant.to(a.device, torch.float64) * L.WEIGHT_SCALE).reshape(shape)
+    lo, hi = torch.aminmax(a)
+    a_max = max(-float(lo), float(hi)) * L.WEIGHT_SCALE
+    u_bound = a_max / (1.0 - keep_u) if keep_u < 1 else float("inf")
+    wrap = u_bound >= L.STATE_WRAP
+    # Synaptic currents of all steps, [T, N, ...] float64 (a << 6).
+    drive = a.to(dt).mul_(L.WEIGHT_SCALE)
+    if keep_u == 0.0:
+        if wrap:
+            drive = _wrap_current_(drive)
+        u_max = min(u_bound, float(L.STATE_WRAP))
+    else:
+        u = torch.zeros_like(drive[0])
+        for t in range(T):
+            u.mul_(keep_u).trunc_().add_(drive[t])
+            if wrap:
+                _wrap_current_(u)
+            drive[t].copy_(u)
+        u_max = min(u_bound, float(L.STATE_WRAP))
+    if bias is not None:
+        drive.add_(bias)  # v's per-step input: u + (bias << 6)
+    b_max = 0.0 if bias is None else float(bias.abs().max())
+    v_bound = (u_max + b_max) / (1.0 - keep_v) if keep_v < 1 else float("inf")
+    clip = v_bound > L.STATE_MAX
+    v = torch.zeros_like(drive[0])
+    fired = torch.empty(v.shape, dtype=torch.bool, device=v.device)
+    for t in range(T):
+        if keep_v == 0.0:
+            v.copy_(drive[t])
+        else:
+            if keep_v != 1.0:
+                v.mul_(keep_v).trunc_()
+            v.add_(drive[t])
+        if clip:
+            v.clamp_(-L.STATE_MAX, L.STATE_MAX)
+        torch.gt(v, threshold, out=fired)
+        v.masked_fill_(fired, 0.0)
+        out[t].copy_(fired)
+    return out
+
+
+def _wrap_current_(u: torch.Tensor) -> torch.Tensor:
+    """:func:`loihi2.wrap_current` in place on a float64 tensor of integers."""
+    u.sub_((u > L.STATE_WRAP).to(u.dtype).mul_(2 * L.STATE_WRAP))
+    u.add_((u <= -L.STATE_WRAP).to(u.dtype).mul_(2 * L.STATE_WRAP))
+    return u
+
+
+def cuba_fixed_reference(a: torch.Tensor, i_decay: int, v_decay: int, vth_mant: int,
+                         bias_mant: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The definition :func:`cuba_fixed` computes: the shared CUBA recurrence with int64 states."""
     bias = 0 if bias_mant is None else \
         bias_mant.to(a.device).reshape(1, -1, *([1] * (a.dim() - 3))) << L.WEIGHT_EXP
     keep_u, keep_v = L.DECAY_UNITY - int(i_decay), L.DECAY_UNITY - int(v_decay)
@@ -87,8 +157,10 @@ def qconv(p: torch.Tensor, weight: np.ndarray, stride: int, padding: int, groups
     T, N = p.shape[:2]
     y = F.conv2d(p.reshape(T * N, *p.shape[2:]).to(dt), w, stride=stride, padding=padding, groups=groups)
     y = y.reshape(T, N, *y.shape[1:]).round().to(torch.int64)
-    if y.numel() and int(y.abs().max()) >= L.STATE_WRAP:
-        y = L.signed_clamp24(y)
+    if y.numel():
+        lo, hi = torch.aminmax(y)
+        if int(hi) >= L.STATE_WRAP or int(lo) < -L.STATE_WRAP:
+            y = L.signed_clamp24(y)
     return y
 
 

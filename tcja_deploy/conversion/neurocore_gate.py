@@ -185,30 +185,26 @@ def _quantize_kernel(w: np.ndarray) -> tuple[np.ndarray, float]:
     return np.clip(np.rint(w / scale), -127, 127).astype(np.int64), scale
 
 
+def _shift_matrices(k: int, n: int, left: int) -> np.ndarray:
+    """[k, n, n] 0/1: ``S[j, i, i'] = 1`` where i' = i + j − left (a 1-D kernel tap as a matrix)."""
+    s = np.zeros((k, n, n), dtype=np.int64)
+    for j in range(k):
+        s[j] = np.eye(n, k=j - left, dtype=np.int64)
+    return s
+
+
 def cla_matrix(q_cla: np.ndarray, C: int) -> np.ndarray:
     """[T, C, T, C] ``M[t, c, t', c'] = q[t, t', j]`` with c' = c + j − left ('same' padding over channels)."""
     T, _, k = q_cla.shape
     left, _ = same_padding(k)
-    m = np.zeros((T, C, T, C), dtype=np.int64)
-    for j in range(k):
-        for c in range(C):
-            src = c + j - left
-            if 0 <= src < C:
-                m[:, c, :, src] += q_cla[:, :, j]
-    return m
+    return np.einsum("tuj,jcd->tcud", np.asarray(q_cla, dtype=np.int64), _shift_matrices(k, C, left))
 
 
 def tla_matrix(q_tla: np.ndarray, T: int, causal: bool) -> np.ndarray:
     """[T, C, T, C] ``M[t, c, t', c'] = q[c, c', j]`` with t' = t + j − left (zero padded over time)."""
     C, _, k = q_tla.shape
     left, _ = tla_padding(k, causal)
-    m = np.zeros((T, C, T, C), dtype=np.int64)
-    for j in range(k):
-        for t in range(T):
-            src = t + j - left
-            if 0 <= src < T:
-                m[t, :, src, :] += q_tla[:, :, j]
-    return m
+    return np.einsum("cdj,jtu->tcud", np.asarray(q_tla, dtype=np.int64), _shift_matrices(k, T, left))
 
 
 def linear_maps(ng: NeurocoreGate) -> tuple[np.ndarray, np.ndarray]:

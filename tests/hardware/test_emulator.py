@@ -49,6 +49,21 @@ def test_cuba_fixed_is_lavas_lif(i_decay, v_decay):
     assert 0 < ref.mean() < 1
 
 
+@pytest.mark.parametrize("i_decay,v_decay", [(4096, 2048), (1024, 300), (0, 0), (4096, 0), (17, 1), (2048, 4096)])
+@pytest.mark.parametrize("amplitude", [3, 30000, 2**23])
+def test_fast_cuba_equals_its_int64_definition(i_decay, v_decay, amplitude):
+    """The in-place float64 CUBA skips the wrap and clip only where its bound allows: small inputs (skipped),
+    large ones (wrap and clip act), with and without bias, low and high thresholds."""
+    rng = np.random.default_rng(amplitude + i_decay)
+    a = torch.as_tensor(rng.integers(-amplitude, 2 * amplitude, size=(30, 3, 4, 5)))
+    bias = torch.as_tensor(rng.integers(-4000, 4000, size=4))
+    for b in (None, bias):
+        for vth in (1, 40000, 131071):
+            ref = fixed_point.cuba_fixed_reference(a, i_decay, v_decay, vth, b)
+            fast = fixed_point.cuba_fixed(a, i_decay, v_decay, vth, b)
+            assert torch.equal(ref.float(), fast)
+
+
 def test_wraps_match_lava():
     from lava.proc.conv.utils import signed_clamp
 
