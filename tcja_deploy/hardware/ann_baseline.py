@@ -5,6 +5,11 @@ Counts per inference, per layer (they depend on the architecture only, not on ac
 - conv: MACs = output neurons × C_in × kh × kw (dense: zero weights and padded taps are computed, as
   a dense accelerator does and as the usual MAC counters count them); one activation per output;
 - dense: MACs = out × in; one activation per output;
+- the alternative counts of the same layers (profile.json's counting conventions): ``macs_no_padding``
+  (taps that read padding left out, zero weights kept), ``macs_nonzero`` (padding taps and zero weights
+  left out: the layer's synapses, what SynOps count per input event), and the T-step versions
+  ``macs_x_steps`` = macs × T, ``macs_nonzero_x_steps`` = macs_nonzero × T (an ANN run at every one
+  of the SNN's T steps; T = the layer's steps);
 - pool (max): (k² − 1) compares per output;
 - gate (TCJA at T = 1, the ANN has no time axis): the same arithmetic as
   :func:`~tcja_deploy.hardware.counters.gate_ops` with T = 1 and every pixel added in the squeeze
@@ -22,12 +27,20 @@ import dataclasses
 
 import math
 
+import numpy as np
+
 from tcja_deploy.hardware.activity import LayerActivity
-from tcja_deploy.hardware.counters import gate_ops, layer_weight
+from tcja_deploy.hardware.counters import conv_fanout_map, gate_ops, layer_weight
 
 #: ANN count names, per inference.
 ANN_KEYS = ("macs", "compares", "activations", "weights", "inputs", "outputs",
-            "gate_adds", "gate_macs", "gate_mults", "gate_lookups")
+            "gate_adds", "gate_macs", "gate_mults", "gate_lookups",
+            "macs_no_padding", "macs_nonzero", "macs_x_steps", "macs_nonzero_x_steps")
+
+
+def layer_steps(layer: LayerActivity) -> int:
+    """T of a layer: the steps of its input arrays ([T, N, ...])."""
+    return int(np.asarray(layer.input_spikes).shape[0])
 
 
 def ann_layer_counts(layer: LayerActivity) -> dict[str, int]:
@@ -57,9 +70,19 @@ def ann_layer_counts(layer: LayerActivity) -> dict[str, int]:
     if w.ndim == 4:
         _, C_in, kh, kw = w.shape
         c["macs"] = outputs * int(C_in) * int(kh) * int(kw)
+        in_shape = tuple(int(v) for v in layer.in_shape)
+        # Σ fan-out of an all-ones kernel = (input, output) pairs inside the map; of the real kernel = synapses.
+        c["macs_no_padding"] = int(conv_fanout_map(np.ones(w.shape, dtype=np.float32), in_shape, layer.stride,
+                                                   layer.padding).sum())
+        c["macs_nonzero"] = int(conv_fanout_map(w, in_shape, layer.stride, layer.padding).sum())
     elif w.ndim == 2:
         c["macs"] = int(w.shape[0]) * int(w.shape[1])
+        c["macs_no_padding"] = c["macs"]
+        c["macs_nonzero"] = int(np.count_nonzero(w))
     c["activations"] = outputs
+    T = layer_steps(layer)
+    c["macs_x_steps"] = c["macs"] * T
+    c["macs_nonzero_x_steps"] = c["macs_nonzero"] * T
     return c
 
 

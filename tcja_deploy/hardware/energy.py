@@ -6,13 +6,20 @@ citation. Three kinds of profile:
 - ``neuromorphic``: costs per SynOp, per neuron update (active / inactive), per spike message and
   per hop, plus the non-spiking arithmetic of the TCJA gate. Charged to the SNN "on chip".
   Built in: ``loihi-davies2018``.
-- ``cmos``: costs per accumulate (E_AC), multiply, MAC, table lookup and per 64-bit SRAM access,
-  plus the operand widths of the memory-access term. Charged to the SNN on a conventional digital
-  accelerator and to the equivalent ANN. Built in: ``cmos45nm-horowitz2014``.
+- ``cmos``: costs per fp32 accumulate (E_AC), multiply, MAC, per int8 / int32 add and multiply, per
+  table lookup and per 64-bit SRAM access, plus the operand widths of the memory-access term. Charged
+  to the SNN on a conventional digital accelerator (fp32 and integer arithmetic), to the equivalent
+  ANN (fp32 and int8) and to the "paper method" rows. Built in: ``cmos45nm-horowitz2014``.
 - ``measured``: no constants; figures come only from Loihi 2's profilers (Intel's lava-loihi).
 
 Every energy figure is an *estimate* unless its profile is ``measured``. Energies are in picojoules
 per inference (one sample) unless a name says otherwise.
+
+A constant is either taken from a source (its ``citation`` names the paper and table) or *derived*
+(``Constant.derived`` holds the formula). The integer scenarios use constants derived in code from a
+``cmos`` profile's primary ones (:func:`derived_constants`), so a user file that changes ``int32_add_pj``
+changes every figure that uses it. :data:`SCENARIOS` lists the rows of a report: what arithmetic each
+charges and what its memory term covers.
 
 A user profile is a small TOML or JSON file (``--energy-profile FILE``)::
 
@@ -46,10 +53,13 @@ from tcja_deploy.errors import UserError
 DAVIES_2018 = ("Davies et al., 'Loihi: A Neuromorphic Manycore Processor with On-Chip Learning', "
                "IEEE Micro 38(1), 2018, Table 2 (pre-silicon figures for Loihi 1, 14 nm)")
 HOROWITZ_2014 = ("Horowitz, 'Computing's Energy Problem (and what we can do about it)', ISSCC 2014, "
-                 "45 nm, 0.9 V")
+                 "energy-per-operation table (Fig. 1.1.9), 45 nm, 0.9 V")
 YAN_2024 = ("Yan, Bai, Tang, Wong, 'Reconsidering the energy efficiency of spiking neural networks', "
             "arXiv:2409.08290")
 LOIHI_FIXED_POINT = "Loihi 2 fixed point as NetX/slayer export it: 8-bit weights, 24-bit u and v (docs/DESIGN.md §3)"
+SANAFE_LOIHI = ("SANA-FE (SLAM-Lab/SANA-FE), loihi.yaml: first version (commit 1eaa01e) inactive 47.5 pJ, active "
+                "81 pJ; later arch/loihi.yaml 51.2 pJ inactive (its own calibration, 47.5 commented out)")
+DERIVED = "derived (ours)"
 
 # ---------------------------------------------------------------------------------------------------------------
 # Profiles
@@ -64,11 +74,14 @@ class Constant:
     unit: str
     citation: str
     note: str = ""
+    derived: str = ""  #: the formula when the value is derived from other constants, else ""
 
     def to_dict(self) -> dict:
         d = {"value": self.value, "unit": self.unit, "citation": self.citation}
         if self.note:
             d["note"] = self.note
+        if self.derived:
+            d["derived"] = self.derived
         return d
 
 
@@ -87,16 +100,22 @@ REQUIRED: dict[str, dict[str, tuple[str, str]]] = {
         "gate_lookup_pj": ("pJ", "one sigmoid table lookup of the gate"),
     },
     "cmos": {
-        "ac_pj": ("pJ", "one accumulate (E_AC): a binary SynOp, an add, a compare"),
-        "mult_pj": ("pJ", "one multiply"),
-        "mac_pj": ("pJ", "one multiply-accumulate (E_MAC): a dense MAC or a graded SynOp"),
+        "ac_pj": ("pJ", "one fp32 accumulate (E_AC): a binary SynOp, an add, a compare"),
+        "mult_pj": ("pJ", "one fp32 multiply"),
+        "mac_pj": ("pJ", "one fp32 multiply-accumulate (E_MAC): a dense MAC or a graded SynOp"),
         "lookup_pj": ("pJ", "one small-table lookup (gate sigmoid)"),
-        "neuron_update_pj": ("pJ", "one LIF/CUBA neuron update (two decays and a compare)"),
+        "neuron_update_pj": ("pJ", "one fp32 LIF/CUBA neuron update (two decays and two adds)"),
+        "int8_add_pj": ("pJ", "one 8-bit integer add"),
+        "int8_mult_pj": ("pJ", "one 8-bit integer multiply"),
+        "int32_add_pj": ("pJ", "one 32-bit integer add"),
+        "int32_mult_pj": ("pJ", "one 32-bit integer multiply"),
         "sram_access_64b_pj": ("pJ", "one 64-bit access to on-chip SRAM"),
         "snn_weight_bits": ("bit", "SNN weight width read per SynOp"),
-        "snn_state_bits": ("bit", "SNN state variable width (u, v)"),
-        "ann_weight_bits": ("bit", "ANN weight width"),
-        "ann_activation_bits": ("bit", "ANN activation width"),
+        "snn_state_bits": ("bit", "SNN state variable width (u, v); picks the integer adder of the SNN rows"),
+        "ann_weight_bits": ("bit", "fp32 ANN weight width"),
+        "ann_activation_bits": ("bit", "fp32 ANN activation width"),
+        "ann_int_weight_bits": ("bit", "quantized (int8) ANN weight width"),
+        "ann_int_activation_bits": ("bit", "quantized (int8) ANN activation width"),
     },
     "measured": {},
 }
@@ -140,13 +159,16 @@ class EnergyProfile:
         return self
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "model": self.model, "status": self.status, "description": self.description,
-                "source": self.source, "caveat": self.caveat,
-                "constants": {k: c.to_dict() for k, c in self.constants.items()}}
+        d = {"name": self.name, "model": self.model, "status": self.status, "description": self.description,
+             "source": self.source, "caveat": self.caveat,
+             "constants": {k: c.to_dict() for k, c in self.constants.items()}}
+        if self.model == "cmos":
+            d["derived"] = {k: c.to_dict() for k, c in derived_constants(self).items()}
+        return d
 
 
-def _c(value: float, unit: str, citation: str, note: str = "") -> Constant:
-    return Constant(float(value), unit, citation, note)
+def _c(value: float, unit: str, citation: str, note: str = "", derived: str = "") -> Constant:
+    return Constant(float(value), unit, citation, note, derived)
 
 
 _GATE_ON_CHIP_NOTE = ("the TCJA gate is non-spiking arithmetic (Lava process on an embedded core or the host), "
@@ -162,15 +184,17 @@ LOIHI_DAVIES2018 = EnergyProfile(
         "synop_pj": _c(23.6, "pJ", DAVIES_2018, "energy per synaptic spike op (min)"),
         "neuron_update_active_pj": _c(81.0, "pJ", DAVIES_2018, "energy per neuron update, active; "
                                       "'active' taken here as a step in which the neuron fires"),
-        "neuron_update_inactive_pj": _c(52.0, "pJ", DAVIES_2018, "energy per neuron update, inactive"),
+        "neuron_update_inactive_pj": _c(52.0, "pJ", DAVIES_2018, "energy per neuron update, inactive. "
+                                        "SANA-FE's Loihi models use 47.5 pJ (first loihi.yaml) and 51.2 pJ "
+                                        "(calibrated arch/loihi.yaml); see docs/DESIGN.md §6"),
         "spike_in_tile_pj": _c(1.7, "pJ", DAVIES_2018, "within-tile spike energy"),
-        "spike_hop_pj": _c(3.5, "pJ", DAVIES_2018, "across-tile spike energy per hop: 3.0 (E-W) to 4.0 (N-S); "
-                           "midpoint"),
+        "spike_hop_pj": _c(3.5, "pJ", DAVIES_2018, "across-tile spike energy per hop: 3.0 (E-W) to 4.0 (N-S)",
+                           derived="(3.0 + 4.0) / 2, the midpoint of the published range"),
         "hops_per_spike": _c(1.0, "hops", "ours: assumption (placement unknown before mapping)",
                              "one hop between the cores of consecutive layers, one message per spike"),
         "gate_add_pj": _c(0.9, "pJ", HOROWITZ_2014, _GATE_ON_CHIP_NOTE + " (fp32 add)"),
         "gate_mult_pj": _c(3.7, "pJ", HOROWITZ_2014, _GATE_ON_CHIP_NOTE + " (fp32 multiply)"),
-        "gate_mac_pj": _c(4.6, "pJ", HOROWITZ_2014, _GATE_ON_CHIP_NOTE + " (fp32 add + multiply)"),
+        "gate_mac_pj": _c(4.6, "pJ", HOROWITZ_2014, _GATE_ON_CHIP_NOTE, derived="fp32 multiply 3.7 + fp32 add 0.9"),
         "gate_lookup_pj": _c(10.0, "pJ", HOROWITZ_2014, "one 64-bit read of an 8 kB SRAM, an upper bound "
                              "for a small sigmoid table"),
     },
@@ -188,22 +212,28 @@ CMOS45NM_HOROWITZ2014 = EnergyProfile(
     constants={
         "ac_pj": _c(0.9, "pJ", HOROWITZ_2014, "32-bit float add (E_AC)"),
         "mult_pj": _c(3.7, "pJ", HOROWITZ_2014, "32-bit float multiply"),
-        "mac_pj": _c(4.6, "pJ", HOROWITZ_2014, "32-bit float add + multiply (E_MAC)"),
+        "mac_pj": _c(4.6, "pJ", HOROWITZ_2014, "E_MAC of the SNN literature", derived="fp32 multiply 3.7 + fp32 add 0.9"),
         "lookup_pj": _c(10.0, "pJ", HOROWITZ_2014, "one 64-bit read of an 8 kB SRAM (upper bound for a table)"),
-        "neuron_update_pj": _c(9.2, "pJ", HOROWITZ_2014, "ours: 2 × E_MAC (CUBA: u·(1−du)+in, v·(1−dv)+u); "
-                               "the compare is neglected"),
+        "neuron_update_pj": _c(9.2, "pJ", DERIVED, "CUBA step u·(1−du)+in, v·(1−dv)+u in fp32; the threshold "
+                               "compare is neglected", derived="2 × mac_pj (Horowitz fp32 multiply + add)"),
+        "int8_add_pj": _c(0.03, "pJ", HOROWITZ_2014, "8-bit integer add"),
+        "int8_mult_pj": _c(0.2, "pJ", HOROWITZ_2014, "8-bit integer multiply"),
+        "int32_add_pj": _c(0.1, "pJ", HOROWITZ_2014, "32-bit integer add"),
+        "int32_mult_pj": _c(3.1, "pJ", HOROWITZ_2014, "32-bit integer multiply"),
         "sram_access_64b_pj": _c(10.0, "pJ", HOROWITZ_2014, "8 kB SRAM, 64-bit access (reads and writes "
                                  "charged alike); 32 kB: 20 pJ, 1 MB: 100 pJ, DRAM: 1.3–2.6 nJ"),
         "snn_weight_bits": _c(8, "bit", LOIHI_FIXED_POINT),
         "snn_state_bits": _c(24, "bit", LOIHI_FIXED_POINT),
         "ann_weight_bits": _c(32, "bit", "ours: fp32, the width Horowitz's E_MAC is for"),
         "ann_activation_bits": _c(32, "bit", "ours: fp32, the width Horowitz's E_MAC is for"),
+        "ann_int_weight_bits": _c(8, "bit", "ours: 8-bit quantized ANN, the baseline of " + YAN_2024),
+        "ann_int_activation_bits": _c(8, "bit", "ours: 8-bit quantized ANN, the baseline of " + YAN_2024),
     },
-    caveat="Memory term (after " + YAN_2024 + "), 64-bit accesses to an 8 kB SRAM: the SNN moves data per "
-           "event (a SynOp reads its weight and reads/writes its target's current; a neuron update "
-           "reads/writes u and v every step); the ANN is granted ideal reuse (each weight read once, each "
-           "activation read once and written once per inference), so the comparison favours the ANN "
-           "baseline. Off-chip (DRAM) traffic is not counted.",
+    caveat="Memory term (after " + YAN_2024 + "), 64-bit accesses to an 8 kB SRAM, the same model for every "
+           "45 nm row: the SNN moves data per event (a SynOp reads its weight and reads/writes its target's "
+           "current; a neuron update reads/writes u and v every step); the ANNs (fp32 and int8) are granted "
+           "ideal reuse (each weight read once, each activation read once and written once per inference), "
+           "so the comparison favours the ANN baselines. Off-chip (DRAM) traffic is not counted.",
 )
 
 MEASURED = EnergyProfile(
@@ -304,11 +334,12 @@ def load_profile_file(path: str | Path) -> EnergyProfile:
                 raise UserError(f"energy profile {path}: constant {key!r} has no 'value'")
             value, citation, note = entry["value"], str(entry.get("citation", f"user file {path.name}")), \
                 str(entry.get("note", ""))
+            derived = str(entry.get("derived", ""))
         else:
-            value, citation, note = entry, f"user file {path.name}", ""
+            value, citation, note, derived = entry, f"user file {path.name}", "", ""
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise UserError(f"energy profile {path}: constant {key!r} must be a finite number ≥ 0, got {value!r}")
-        constants[key] = Constant(float(value), REQUIRED[model][key][0], citation, note)
+        constants[key] = Constant(float(value), REQUIRED[model][key][0], citation, note, derived)
     for key in REQUIRED[model]:
         if key not in constants:
             raise UserError(f"energy profile {path}: missing constant {key!r} (model {model!r} needs: "
@@ -382,11 +413,16 @@ def snn_memory_bits(counts: Mapping[str, np.ndarray], profile: EnergyProfile) ->
     return _get(counts, "synops") * (w + 2 * s) + _get(counts, "neuron_updates") * (4 * s)
 
 
-def snn_cmos_energy(counts: Mapping[str, np.ndarray], profile: EnergyProfile) -> dict[str, np.ndarray]:
-    """Energy (pJ) by category of the SNN on conventional digital logic (``cmos`` profile).
+def _sram_pj(bits, profile: EnergyProfile) -> np.ndarray:
+    """bits / 64 × one 64-bit SRAM access: the memory model of every 45 nm row."""
+    return np.asarray(bits, dtype=np.float64) / 64.0 * profile.get("sram_access_64b_pj")
 
-    Binary SynOps × E_AC, graded SynOps × E_MAC; neuron updates × neuron_update; no routing cost;
-    gate arithmetic at the same constants; memory bits / 64 × one SRAM access.
+
+def snn_cmos_energy(counts: Mapping[str, np.ndarray], profile: EnergyProfile) -> dict[str, np.ndarray]:
+    """Energy (pJ) by category of the SNN on conventional digital logic in **fp32** (``cmos`` profile).
+
+    Binary SynOps × E_AC (fp32 add), graded SynOps × E_MAC; neuron updates × neuron_update; no routing
+    cost; gate arithmetic at the same fp32 constants; memory bits / 64 × one SRAM access.
     """
     g = profile.get
     synops, graded = _get(counts, "synops"), _get(counts, "synops_graded")
@@ -396,19 +432,80 @@ def snn_cmos_energy(counts: Mapping[str, np.ndarray], profile: EnergyProfile) ->
         "spike_traffic": np.zeros_like(synops),
         "gate": (_get(counts, "gate_adds") * g("ac_pj") + _get(counts, "gate_macs") * g("mac_pj")
                  + _get(counts, "gate_mults") * g("mult_pj") + _get(counts, "gate_lookups") * g("lookup_pj")),
-        "memory": snn_memory_bits(counts, profile) / 64.0 * g("sram_access_64b_pj"),
+        "memory": _sram_pj(snn_memory_bits(counts, profile), profile),
     }
 
 
-def ann_memory_bits(ann: Mapping[str, float], profile: EnergyProfile) -> np.ndarray:
+def integer_add_pj(bits: float, profile: EnergyProfile) -> float:
+    """Energy of one add at ``bits`` width: Horowitz's 8-bit add up to 8 bits, his 32-bit add up to 32
+    bits, and one 32-bit add per started 32 bits above that."""
+    if bits <= 8:
+        return profile.get("int8_add_pj")
+    return math.ceil(bits / 32) * profile.get("int32_add_pj")
+
+
+def derived_constants(profile: EnergyProfile) -> dict[str, Constant]:
+    """The constants of the integer rows, derived from a ``cmos`` profile's primary ones (name → Constant
+    with its formula in ``derived``).
+
+    - ``int8_mac_pj`` = int8 multiply + int32 add: an int8 × int8 product accumulated in a 32-bit
+      accumulator, as int8 accelerators do;
+    - ``snn_int_add_pj``: the adder of a SynOp at the SNN's state width (``snn_state_bits``; 24 → the
+      32-bit add; ≤ 8 → the 8-bit add);
+    - ``snn_int_mac_pj`` = int32 multiply + SNN add: a graded SynOp (payload × 8-bit weight);
+    - ``snn_int_neuron_update_pj`` = 2 int32 multiplies + 2 SNN adds: the CUBA step u·(1−du)+in,
+      v·(1−dv)+u in fixed point (decays are multiplies by a 12-bit factor and a shift); the compare is
+      neglected, as in ``neuron_update_pj``.
+    """
+    g = profile.get
+    state = g("snn_state_bits")
+    add = integer_add_pj(state, profile)
+    add_name = "int8_add_pj" if state <= 8 else ("int32_add_pj" if state <= 32 else f"{math.ceil(state / 32)} × int32_add_pj")
+    cite = f"{DERIVED} from {profile.name}"
+    return {
+        "int8_mac_pj": Constant(g("int8_mult_pj") + g("int32_add_pj"), "pJ", cite,
+                                "int8 × int8 product into a 32-bit accumulator", "int8_mult_pj + int32_add_pj"),
+        "snn_int_add_pj": Constant(add, "pJ", cite, f"adder at the SNN state width ({state:g} bit)", add_name),
+        "snn_int_mac_pj": Constant(g("int32_mult_pj") + add, "pJ", cite, "graded SynOp: payload × weight, added",
+                                   "int32_mult_pj + snn_int_add_pj"),
+        "snn_int_neuron_update_pj": Constant(2 * g("int32_mult_pj") + 2 * add, "pJ", cite,
+                                             "fixed-point CUBA step (two decays, two adds; compare neglected)",
+                                             "2 × int32_mult_pj + 2 × snn_int_add_pj"),
+    }
+
+
+def snn_cmos_int_energy(counts: Mapping[str, np.ndarray], profile: EnergyProfile) -> dict[str, np.ndarray]:
+    """Energy (pJ) by category of the SNN on conventional digital logic in **integer** arithmetic at the
+    profile's fixed-point widths (:func:`derived_constants`).
+
+    Binary SynOps × snn_int_add (an 8-bit weight added to a 24-bit current: the 32-bit add); graded
+    SynOps × snn_int_mac; neuron updates × snn_int_neuron_update; gate adds × snn_int_add, MACs ×
+    snn_int_mac, multiplies × int32 multiply, lookups × lookup; memory exactly as :func:`snn_cmos_energy`.
+    """
+    g = profile.get
+    d = {k: c.value for k, c in derived_constants(profile).items()}
+    synops, graded = _get(counts, "synops"), _get(counts, "synops_graded")
+    return {
+        "synaptic": (synops - graded) * d["snn_int_add_pj"] + graded * d["snn_int_mac_pj"],
+        "neuron": _get(counts, "neuron_updates") * d["snn_int_neuron_update_pj"],
+        "spike_traffic": np.zeros_like(synops),
+        "gate": (_get(counts, "gate_adds") * d["snn_int_add_pj"] + _get(counts, "gate_macs") * d["snn_int_mac_pj"]
+                 + _get(counts, "gate_mults") * g("int32_mult_pj") + _get(counts, "gate_lookups") * g("lookup_pj")),
+        "memory": _sram_pj(snn_memory_bits(counts, profile), profile),
+    }
+
+
+def ann_memory_bits(ann: Mapping[str, float], profile: EnergyProfile, quantized: bool = False) -> np.ndarray:
     """Bits moved by the ANN with ideal reuse (the baseline's favourable case): each weight read once,
-    each layer input read once, each output written once per inference."""
-    return (_get(ann, "weights") * profile.get("ann_weight_bits")
-            + (_get(ann, "inputs") + _get(ann, "outputs")) * profile.get("ann_activation_bits"))
+    each layer input read once, each output written once per inference; fp32 widths, or the int8
+    ANN's (``ann_int_*_bits``) when ``quantized``."""
+    wk, ak = ("ann_int_weight_bits", "ann_int_activation_bits") if quantized else ("ann_weight_bits", "ann_activation_bits")
+    return (_get(ann, "weights") * profile.get(wk) + (_get(ann, "inputs") + _get(ann, "outputs")) * profile.get(ak))
 
 
 def ann_cmos_energy(ann: Mapping[str, float], profile: EnergyProfile) -> dict[str, np.ndarray]:
-    """Energy (pJ) by category of the equivalent ANN (counts from :mod:`tcja_deploy.hardware.ann_baseline`).
+    """Energy (pJ) by category of the equivalent **fp32** ANN (counts from
+    :mod:`tcja_deploy.hardware.ann_baseline`).
 
     MACs × E_MAC; activations and pool compares × E_AC; gate arithmetic; memory bits / 64 × SRAM access
     (:func:`ann_memory_bits`: ideal reuse).
@@ -420,10 +517,146 @@ def ann_cmos_energy(ann: Mapping[str, float], profile: EnergyProfile) -> dict[st
         "spike_traffic": np.zeros(()),
         "gate": (_get(ann, "gate_adds") * g("ac_pj") + _get(ann, "gate_macs") * g("mac_pj")
                  + _get(ann, "gate_mults") * g("mult_pj") + _get(ann, "gate_lookups") * g("lookup_pj")),
-        "memory": ann_memory_bits(ann, profile) / 64.0 * g("sram_access_64b_pj"),
+        "memory": _sram_pj(ann_memory_bits(ann, profile), profile),
     }
+
+
+def ann_int8_energy(ann: Mapping[str, float], profile: EnergyProfile) -> dict[str, np.ndarray]:
+    """Energy (pJ) by category of the equivalent ANN quantized to **int8** weights and activations.
+
+    MACs × int8_mac (int8 multiply + 32-bit accumulate); activations × int32 add (the ReLU compares the
+    32-bit accumulator; requantisation to 8 bits is not charged, in the ANN's favour); pool compares ×
+    int8 add; gate adds × int32 add, MACs × int8_mac, multiplies × int8 multiply, lookups × lookup;
+    memory as :func:`ann_cmos_energy` with 8-bit weights and activations.
+    """
+    g = profile.get
+    mac = derived_constants(profile)["int8_mac_pj"].value
+    return {
+        "synaptic": _get(ann, "macs") * mac,
+        "neuron": _get(ann, "activations") * g("int32_add_pj") + _get(ann, "compares") * g("int8_add_pj"),
+        "spike_traffic": np.zeros(()),
+        "gate": (_get(ann, "gate_adds") * g("int32_add_pj") + _get(ann, "gate_macs") * mac
+                 + _get(ann, "gate_mults") * g("int8_mult_pj") + _get(ann, "gate_lookups") * g("lookup_pj")),
+        "memory": _sram_pj(ann_memory_bits(ann, profile, quantized=True), profile),
+    }
+
+
+def _fp32_gate(counts: Mapping, profile: EnergyProfile) -> np.ndarray:
+    g = profile.get
+    return (_get(counts, "gate_adds") * g("ac_pj") + _get(counts, "gate_macs") * g("mac_pj")
+            + _get(counts, "gate_mults") * g("mult_pj") + _get(counts, "gate_lookups") * g("lookup_pj"))
+
+
+def snn_paper_energy(counts: Mapping[str, np.ndarray], profile: EnergyProfile,
+                     encoder_macs: Optional[float] = None) -> dict[str, np.ndarray]:
+    """Energy (pJ) of the SNN the way SNN papers compute it: E_AC × SynOps + E_MAC × the encoding
+    layer's MACs, nothing else (no neuron updates, no spike traffic, no memory).
+
+    Args:
+        counts: one layer's (or the network's) counts.
+        encoder_macs: for the first layer when its input is not spikes (direct encoding of real values),
+            its dense MACs over the T steps; its SynOps are then replaced by these MACs at E_MAC. None:
+            every SynOp, binary or graded, is charged E_AC.
+
+    The TCJA gate's own arithmetic is charged as in :func:`snn_cmos_energy` (fp32 adds, MACs, products,
+    lookups), in its own category so that it can be left out.
+    """
+    synops = _get(counts, "synops")
+    synaptic = synops * profile.get("ac_pj") if encoder_macs is None else \
+        np.broadcast_to(np.float64(encoder_macs) * profile.get("mac_pj"), synops.shape).copy()
+    zeros = np.zeros_like(synops)
+    return {"synaptic": synaptic, "neuron": zeros, "spike_traffic": zeros.copy(), "gate": _fp32_gate(counts, profile),
+            "memory": zeros.copy()}
+
+
+def ann_paper_energy(ann: Mapping[str, float], profile: EnergyProfile) -> dict[str, np.ndarray]:
+    """Energy (pJ) of the equivalent ANN the way SNN papers compute it: E_MAC × dense MACs of one pass,
+    plus the gate's arithmetic as in :func:`ann_cmos_energy`; no activations, no memory."""
+    z = np.zeros(())
+    return {"synaptic": _get(ann, "macs") * profile.get("mac_pj"), "neuron": z, "spike_traffic": z,
+            "gate": _fp32_gate(ann, profile), "memory": z}
 
 
 def total(breakdown: Mapping[str, np.ndarray]) -> np.ndarray:
     """Σ over categories of an energy breakdown."""
     return sum((np.asarray(v, dtype=np.float64) for v in breakdown.values()), np.zeros(()))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The rows of a report
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One energy row: which network, on what, with which profile model, charging what.
+
+    Attributes:
+        key: profile.json's scenario key.
+        short: a short label for tables and plots.
+        model: the profile model whose constants it uses (``neuromorphic`` | ``cmos``).
+        network: ``snn`` | ``ann``.
+        arithmetic: what each operation is charged (a format string of the profile's constants).
+        memory: what the memory term covers.
+    """
+
+    key: str
+    short: str
+    model: str
+    network: str
+    arithmetic: str
+    memory: str
+
+
+_MEM_SNN = ("SRAM traffic per event: each SynOp reads its {snn_weight_bits:g}-bit weight and reads/writes its "
+            "target's {snn_state_bits:g}-bit current; each neuron update reads/writes u and v; 64-bit accesses "
+            "to an 8 kB SRAM at {sram_access_64b_pj:g} pJ")
+_MEM_ANN = ("SRAM traffic with ideal reuse: each {w:g}-bit weight read once, each {a:g}-bit input read once and "
+            "each output written once per inference; same 64-bit 8 kB SRAM model as the SNN rows")
+
+#: The energy rows, in report order.
+SCENARIOS: dict[str, Scenario] = {s.key: s for s in (
+    Scenario("snn_chip", "SNN, Loihi 2", "neuromorphic", "snn",
+             "Loihi fixed point (8-bit weights, 24-bit state) at per-operation chip energies: SynOp "
+             "{synop_pj:g} pJ, neuron update {neuron_update_active_pj:g} / {neuron_update_inactive_pj:g} pJ "
+             "(firing / not), spike {spike_in_tile_pj:g} pJ + {hops_per_spike:g} hop × {spike_hop_pj:g} pJ; "
+             "a host gate's arithmetic at fp32 45 nm figures",
+             "inside the per-operation energies (the cores' own SRAM); no separate term"),
+    Scenario("snn_cmos_int", "SNN, 45 nm int", "cmos", "snn",
+             "integer at the fixed-point widths: binary SynOp = {snn_int_add_pj:g} pJ ({snn_int_add_name}), graded "
+             "SynOp {snn_int_mac_pj:g} pJ, neuron update {snn_int_neuron_update_pj:g} pJ (2 int32 multiplies + 2 adds)",
+             _MEM_SNN),
+    Scenario("snn_cmos", "SNN, 45 nm fp32", "cmos", "snn",
+             "fp32: binary SynOp = E_AC {ac_pj:g} pJ, graded SynOp = E_MAC {mac_pj:g} pJ, neuron update "
+             "{neuron_update_pj:g} pJ",
+             _MEM_SNN),
+    Scenario("ann_cmos_int8", "ANN, 45 nm int8", "cmos", "ann",
+             "int8 weights and activations: MAC {int8_mac_pj:g} pJ (int8 multiply + 32-bit accumulate), ReLU = "
+             "int32 compare {int32_add_pj:g} pJ, pool compare {int8_add_pj:g} pJ; dense, one pass",
+             _MEM_ANN.replace("{w:g}", "{ann_int_weight_bits:g}").replace("{a:g}", "{ann_int_activation_bits:g}")),
+    Scenario("ann_cmos", "ANN, 45 nm fp32", "cmos", "ann",
+             "fp32: MAC = E_MAC {mac_pj:g} pJ, activation and pool compare = E_AC {ac_pj:g} pJ; dense, one pass",
+             _MEM_ANN.replace("{w:g}", "{ann_weight_bits:g}").replace("{a:g}", "{ann_activation_bits:g}")),
+    Scenario("snn_paper", "SNN, paper method", "cmos", "snn",
+             "as SNN papers: E_AC {ac_pj:g} pJ × SynOps (+ E_MAC {mac_pj:g} pJ × the first layer's MACs × T when "
+             "its input is not spikes); gate arithmetic at fp32; no neuron updates",
+             "none (not counted by this method)"),
+    Scenario("ann_paper", "ANN, paper method", "cmos", "ann",
+             "as SNN papers: E_MAC {mac_pj:g} pJ × dense MACs, one pass; gate arithmetic at fp32; no activations",
+             "none (not counted by this method)"),
+)}
+
+#: Ratios reported (numerator scenario, denominator scenario).
+RATIOS = (("ann_cmos", "snn_chip"), ("ann_cmos", "snn_cmos"), ("ann_cmos_int8", "snn_chip"),
+          ("ann_cmos_int8", "snn_cmos_int"), ("ann_paper", "snn_paper"))
+
+
+def scenario_text(key: str, profiles: Mapping[str, EnergyProfile]) -> dict[str, str]:
+    """{"arithmetic", "memory"} of scenario ``key`` with the chosen profiles' values filled in."""
+    sc = SCENARIOS[key]
+    p = profiles[sc.model]
+    values = {k: c.value for k, c in p.constants.items()}
+    if sc.model == "cmos":
+        values.update({k: c.value for k, c in derived_constants(p).items()})
+        values["snn_int_add_name"] = derived_constants(p)["snn_int_add_pj"].derived
+    return {"arithmetic": sc.arithmetic.format(**values), "memory": sc.memory.format(**values)}

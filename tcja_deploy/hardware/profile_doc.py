@@ -16,14 +16,15 @@
                  "counts": {<COUNT_KEYS>: stat}, "firing_rate": stat,
                  "resources": {"neurons", "synapses", "weights", "synaptic_memory_bits", "cores"},
                  "ann": {<ANN_KEYS>: int},
-                 "energy_pj": {"snn_chip" | "snn_cmos" | "ann_cmos": {"total": stat,
-                               "by_category": {<CATEGORIES>: mean}}}}, ...],
+                 "energy_pj": {<SCENARIOS>: {"total": stat, "by_category": {<CATEGORIES>: mean}}}}, ...],
      "total": {"counts": {...: stat}, "firing_rate": stat, "resources": {..., "chips"}, "ann": {...}},
      "resources_limits": {<LOIHI2_LIMITS>},
      "energy": {"unit": "pJ per inference", "status": "estimate", "profiles": {name: profile},
-                "scenarios": {"snn_chip" | "snn_cmos" | "ann_cmos": {"label", "profile", "status",
-                              "total": stat, "by_category": {<CATEGORIES>: stat}}},
-                "ratios": {"ann_cmos_over_snn_chip", "ann_cmos_over_snn_cmos"},
+                "scenarios": {<SCENARIOS>: {"label", "short", "network", "profile", "status", "arithmetic",
+                              "memory", "total": stat, "by_category": {<CATEGORIES>: stat}}},
+                "ratios": {"<a>_over_<b>" for (a, b) in energy.RATIOS},
+                "conventions": {"statements", "T", "ann_macs": {...}, "synops", ...},
+                "paper_method": {"rule", "first_layer", "encoder_macs", "snn_first_layer_as_macs_pj", ...},
                 "measured": null | {...}},
      "caveats": [str, ...]}
 
@@ -48,7 +49,7 @@ from tcja_deploy.hardware.placement import HOST_ROUND_TRIP, PLACEMENTS, gate_pla
 from tcja_deploy.hardware.resources import network_resources
 
 FORMAT = "tcja_deploy.profile/1"
-SCENARIOS = ("snn_chip", "snn_cmos", "ann_cmos")
+SCENARIOS = tuple(E.SCENARIOS)
 
 
 def stat(values) -> dict[str, float]:
@@ -193,20 +194,92 @@ class ProfileAccumulator:
     def _layer_counts(self, i: int) -> dict[str, np.ndarray]:
         return {k: np.concatenate(v) for k, v in self.per_layer[i].items()}
 
-    def _energies(self, counts: dict[str, np.ndarray], ann: dict) -> dict[str, dict[str, np.ndarray]]:
+    def _energies(self, counts: dict[str, np.ndarray], ann: dict, i: int) -> dict[str, dict[str, np.ndarray]]:
+        """Every scenario's breakdown of layer ``i`` ([N] per category)."""
         neu, cmos = self.profiles["neuromorphic"], self.profiles["cmos"]
         n = len(next(iter(counts.values())))
-        ann_e = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)) for k, v in E.ann_cmos_energy(ann, cmos).items()}
-        return {"snn_chip": E.snn_chip_energy(counts, neu), "snn_cmos": E.snn_cmos_energy(counts, cmos), "ann_cmos": ann_e}
+
+        def per_sample(br: dict) -> dict[str, np.ndarray]:
+            return {k: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)) for k, v in br.items()}
+
+        encoder = ann["macs_x_steps"] if self._encodes_real_values(i) else None
+        return {
+            "snn_chip": E.snn_chip_energy(counts, neu),
+            "snn_cmos_int": E.snn_cmos_int_energy(counts, cmos),
+            "snn_cmos": E.snn_cmos_energy(counts, cmos),
+            "ann_cmos_int8": per_sample(E.ann_int8_energy(ann, cmos)),
+            "ann_cmos": per_sample(E.ann_cmos_energy(ann, cmos)),
+            "snn_paper": per_sample(E.snn_paper_energy(counts, cmos, encoder)),
+            "ann_paper": per_sample(E.ann_paper_energy(ann, cmos)),
+        }
+
+    def _encodes_real_values(self, i: int) -> bool:
+        """Layer ``i`` is the first and its input is not spikes (graded values: direct encoding)."""
+        return i == 0 and int(self.static[0]["input_payload_bits"]) > 0
 
     def scenario_labels(self) -> dict[str, dict[str, str]]:
-        neu, cmos = self.profiles["neuromorphic"], self.profiles["cmos"]
+        """Per scenario: label, short name, network, profile, status, arithmetic and what its memory term covers."""
+        out = {}
+        for key, sc in E.SCENARIOS.items():
+            p = self.profiles[sc.model]
+            out[key] = {"label": f"{sc.short} ({p.name}, {p.status})", "short": sc.short, "network": sc.network,
+                        "profile": p.name, "status": p.status, **E.scenario_text(key, self.profiles)}
+        return out
+
+    def _conventions(self, total_counts: dict[str, np.ndarray]) -> dict:
+        """profile.json's ``energy.conventions``: how SynOps and MACs are counted, with the alternative counts."""
+        a = self.ann_total
+        T = int(self.latency.get("input_steps", 0))
+        synops = float(np.mean(total_counts["synops"]))
+
+        def share(x: int, y: int) -> Optional[float]:
+            return float(x / y - 1.0) if y else None
+
         return {
-            "snn_chip": {"label": f"SNN on Loihi 2 ({neu.name}, {neu.status})", "profile": neu.name, "status": neu.status},
-            "snn_cmos": {"label": f"SNN on 45 nm CMOS ({cmos.name}, {cmos.status})", "profile": cmos.name,
-                         "status": cmos.status},
-            "ann_cmos": {"label": f"equivalent ANN on 45 nm CMOS ({cmos.name}, {cmos.status})", "profile": cmos.name,
-                         "status": cmos.status},
+            "T": T,
+            "synops": {"mean": synops, "padding_taps": "excluded", "zero_weights": "excluded",
+                       "steps": "summed over the T steps of the inference"},
+            "ann_macs": {
+                "dense": int(a["macs"]), "no_padding": int(a["macs_no_padding"]),
+                "no_padding_no_zeros": int(a["macs_nonzero"]),
+                "dense_x_T": int(a["macs_x_steps"]), "no_padding_no_zeros_x_T": int(a["macs_nonzero_x_steps"]),
+                "dense_excess_over_no_padding_no_zeros": share(a["macs"], a["macs_nonzero"]),
+                "dense_excess_over_no_padding": share(a["macs"], a["macs_no_padding"]),
+                "used": "dense (padding taps and zero weights included), one pass",
+            },
+            "synops_over_nonzero_macs_x_T": (synops / a["macs_nonzero_x_steps"]) if a["macs_nonzero_x_steps"] else None,
+            "statements": [
+                "SynOps: each input event × its real fan-out — taps that would read padding and zero weights are "
+                "not synapses and are not counted; summed over the T steps of one inference.",
+                "Equivalent-ANN MACs (the fp32, int8 and paper-method ANN rows): dense, as a dense accelerator "
+                "computes them and as MAC counters count them — padding taps and zero weights included — for "
+                "one pass (the ANN has no time axis).",
+                "Alternatives in energy.conventions.ann_macs: without padding taps; without padding taps and "
+                "zero weights (= the synapses a SynOp count uses); and × T (an ANN run at each of the T steps).",
+                "Neuron updates: every neuron at each of the T steps; the ANN has one activation per output.",
+            ],
+        }
+
+    def _paper_method(self, layers_out: list[dict]) -> dict:
+        """profile.json's ``energy.paper_method``: the rule used and the figure under the other first-layer rule."""
+        cmos = self.profiles["cmos"]
+        first = layers_out[0]
+        enc = int(self.ann_per_layer[0]["macs_x_steps"])
+        as_macs = enc * cmos.get("mac_pj")
+        as_acs = first["counts"]["synops"]["mean"] * cmos.get("ac_pj")
+        total = sum(l["energy_pj"]["snn_paper"]["total"]["mean"] for l in layers_out)
+        used_macs = self._encodes_real_values(0)
+        other = total - (as_macs if used_macs else as_acs) + (as_acs if used_macs else as_macs)
+        return {
+            "rule": "E_AC × SynOps + E_MAC × the first layer's MACs × T when the network input is not spikes "
+                    "(direct encoding); the TCJA gate's arithmetic at fp32; no neuron updates, spike traffic or "
+                    "memory. The TCJA paper's own energy method could not be checked here (see docs/DESIGN.md §6).",
+            "e_ac_pj": cmos.get("ac_pj"), "e_mac_pj": cmos.get("mac_pj"),
+            "first_layer": first["name"], "first_layer_input": "graded values" if used_macs else "spikes",
+            "first_layer_charged_as": "MACs" if used_macs else "SynOps",
+            "encoder_macs": enc,
+            "snn_pj_first_layer_as_macs": float(total if used_macs else other),
+            "snn_pj_first_layer_as_synops": float(other if used_macs else total),
         }
 
     def build(self, meta: dict, partial: bool, stopped: Optional[str] = None) -> dict:
@@ -220,7 +293,7 @@ class ProfileAccumulator:
             c = self._layer_counts(i)
             total_counts = {k: v.copy() for k, v in c.items()} if total_counts is None else \
                 {k: total_counts[k] + c[k] for k in COUNT_KEYS}
-            en = self._energies(c, self.ann_per_layer[i])
+            en = self._energies(c, self.ann_per_layer[i], i)
             for sc, br in en.items():
                 acc = total_energy.setdefault(sc, {cat: 0.0 for cat in E.CATEGORIES})
                 for cat in E.CATEGORIES:
@@ -270,9 +343,13 @@ class ProfileAccumulator:
             "sigmoid lookups, squeeze adds) at 45 nm CMOS figures, without its host round trip.",
             "Loihi 2 cores: a lower bound from per-core neuron and synaptic-memory limits, without weight "
             "sharing (synaptic memory = synapses × weight bits); some limits are unverified (see the table).",
-            "The equivalent ANN runs the same layers once with dense fp32 MACs (TCJA at T = 1). Both carry a "
-            "memory-access term because leaving memory traffic out overstates an SNN's advantage "
-            "(arXiv:2409.08290); the ANN's term assumes ideal reuse, so the comparison errs towards the ANN.",
+            "The equivalent ANN runs the same layers once with dense MACs (TCJA at T = 1), in fp32 and quantized "
+            "to int8. The SNN and ANN rows at 45 nm carry the same memory-access model because leaving memory "
+            "traffic out overstates an SNN's advantage (arXiv:2409.08290); the ANNs' term assumes ideal reuse, "
+            "so the comparison errs towards the ANNs.",
+            "The paper-method rows (E_AC × SynOps + E_MAC × encoder MACs against E_MAC × dense MACs) leave out "
+            "neuron updates, spike traffic and memory, as SNN papers do; they are there to compare with "
+            "published figures, not as an estimate of a chip.",
         ]
         return {
             "format": FORMAT,
@@ -294,8 +371,9 @@ class ProfileAccumulator:
             "energy": {"unit": "pJ per inference", "status": "estimate",
                        "profiles": {p.name: p.to_dict() for p in self.profiles.values()},
                        "scenarios": scenarios,
-                       "ratios": {"ann_cmos_over_snn_chip": ratio("ann_cmos", "snn_chip"),
-                                  "ann_cmos_over_snn_cmos": ratio("ann_cmos", "snn_cmos")},
+                       "ratios": {f"{a}_over_{b}": ratio(a, b) for a, b in E.RATIOS},
+                       "conventions": self._conventions(total_counts),
+                       "paper_method": self._paper_method(layers_out),
                        "measured": measured},
             "gate_placement": self._placement_doc(scenarios),
             "caveats": caveats,

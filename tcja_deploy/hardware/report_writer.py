@@ -30,10 +30,23 @@ import numpy as np
 from tcja_deploy import atomic, outputs
 from tcja_deploy.errors import UserError, one_line
 from tcja_deploy.hardware.counters import COUNT_KEYS
-from tcja_deploy.hardware.energy import CATEGORIES, CATEGORY_LABELS
+from tcja_deploy.hardware.energy import CATEGORIES, CATEGORY_LABELS, SCENARIOS
 
-SCENARIO_SHORT = {"snn_chip": "SNN, Loihi 2", "snn_cmos": "SNN, 45 nm", "ann_cmos": "ANN, 45 nm"}
+SCENARIO_SHORT = {k: sc.short for k, sc in SCENARIOS.items()}
+#: Scenarios with a column in the per-layer table (the paper-method rows are in layers.csv and the totals).
+LAYER_SCENARIOS = ("snn_chip", "snn_cmos_int", "snn_cmos", "ann_cmos_int8", "ann_cmos")
 PLOTS = ("firing_rate.png", "synops.png", "energy_breakdown.png", "raster.png")
+
+
+def short_name(doc: dict, key: str) -> str:
+    """A scenario's short label: the profile's own, else this version's, else its key."""
+    return doc["energy"]["scenarios"].get(key, {}).get("short") or SCENARIO_SHORT.get(key, key)
+
+
+def layer_scenarios(doc: dict) -> list[str]:
+    """The per-layer table's scenario columns that this profile has (older profiles have three)."""
+    have = set(doc["layers"][0]["energy_pj"]) if doc["layers"] else set()
+    return [k for k in LAYER_SCENARIOS if k in have]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -134,6 +147,8 @@ def fmt_num(x: Optional[float], digits: int = 3) -> str:
 def fmt_pm(s: dict, scale: float = 1.0, digits: int = 3) -> str:
     """"mean ± std" of a stat dict (values divided by ``scale``)."""
     m, sd = s["mean"] / scale, s["std"] / scale
+    if abs(sd) <= 1e-9 * abs(m):  # float rounding of a constant (the ANN rows): no spread
+        sd = 0.0
     if scale != 1.0:
         return f"{m:.{digits}g} ± {sd:.2g}"
     return f"{fmt_num(m)} ± {fmt_num(sd)}"
@@ -190,34 +205,49 @@ def summary_rows(doc: dict) -> list[tuple[str, str, str]]:
         ("gate MACs / mults / adds / lookups",
          " / ".join(fmt_num(t[k]["mean"]) for k in ("gate_macs", "gate_mults", "gate_adds", "gate_lookups")),
          "non-spiking, per inference"),
-        ("equivalent ANN MACs", fmt_num(doc["total"]["ann"]["macs"]), "dense, one pass"),
+        ("equivalent ANN MACs", fmt_num(doc["total"]["ann"]["macs"]),
+         "dense (padding taps and zero weights included), one pass"),
+        *_mac_alternative_rows(doc),
         ("Loihi 2 neurons / synapses", f"{fmt_num(res['neurons'])} / {fmt_num(res['synapses'])}", ""),
         ("Loihi 2 cores (estimate)", f"{res['cores']}", f"{res['chips']} chip(s), lower bound"),
         *_partition_rows(doc),
     ]
     for key, s in sc.items():
-        rows.append((f"energy: {SCENARIO_SHORT.get(key, key)}", fmt_pm(s["total"], e_scale),
+        rows.append((f"energy: {short_name(doc, key)}", fmt_pm(s["total"], e_scale),
                      f"{e_unit} per inference, {s['status']}, profile {s['profile']}"))
     m = doc["energy"].get("measured")
     if m:
         for k, v in m.items():
             if isinstance(v, dict) and "mean" in v:
                 rows.append((f"measured {k}", f"{v['mean']:.4g}", "measured on Loihi 2 (lava-loihi)"))
-    r = doc["energy"]["ratios"]
-    if r.get("ann_cmos_over_snn_chip"):
-        rows.append(("ANN 45 nm / SNN Loihi 2 energy", f"{r['ann_cmos_over_snn_chip']:.3g}×", "estimates"))
-    if r.get("ann_cmos_over_snn_cmos"):
-        rows.append(("ANN 45 nm / SNN 45 nm energy", f"{r['ann_cmos_over_snn_cmos']:.3g}×", "estimates"))
+    for key, value in doc["energy"]["ratios"].items():
+        a, _, b = key.partition("_over_")
+        if value:
+            rows.append((f"energy ratio {short_name(doc, a)} / {short_name(doc, b)}", f"{value:.3g}×", "estimates"))
     return rows
 
 
-LAYER_HEADER = ("layer", "kind", "neurons", "firing rate (%)", "spikes", "SynOps", "gate ops",
-                "cores", "E SNN Loihi 2", "E SNN 45 nm", "E ANN 45 nm")
+def _mac_alternative_rows(doc: dict) -> list[tuple[str, str, str]]:
+    """The other ways of counting the ANN's MACs (profile.json energy.conventions.ann_macs)."""
+    conv = doc["energy"].get("conventions")
+    if not conv:
+        return []
+    m = conv["ann_macs"]
+    extra = m.get("dense_excess_over_no_padding_no_zeros")
+    rows = [("  ANN MACs without padding taps", fmt_num(m["no_padding"]), "zero weights included, one pass"),
+            ("  ANN MACs without padding taps or zero weights", fmt_num(m["no_padding_no_zeros"]),
+             "= synapses; dense count is " + (f"{100 * extra:.1f} % more" if extra is not None else "n/a")),
+            ("  ANN MACs × T", fmt_num(m["dense_x_T"]), f"dense, T = {conv['T']} passes")]
+    return rows
+
+
+LAYER_HEADER = ("layer", "kind", "neurons", "firing rate (%)", "spikes", "SynOps", "gate ops", "cores")
 
 
 def layer_rows(doc: dict) -> tuple[tuple[str, ...], list[tuple[str, ...]], str]:
     """(header, rows, energy unit) of the per-layer table (means per inference)."""
-    vals = [l["energy_pj"][sc]["total"]["mean"] for l in doc["layers"] for sc in l["energy_pj"]]
+    keys = layer_scenarios(doc)
+    vals = [l["energy_pj"][sc]["total"]["mean"] for l in doc["layers"] for sc in keys]
     unit, scale = energy_unit(vals)
     rows = []
     for l in doc["layers"]:
@@ -227,9 +257,9 @@ def layer_rows(doc: dict) -> tuple[tuple[str, ...], list[tuple[str, ...]], str]:
             l["name"], l["kind"], fmt_num(l["neurons"]), f"{100 * l['firing_rate']['mean']:.2f}",
             fmt_num(c["spikes"]["mean"]), fmt_num(c["synops"]["mean"]), fmt_num(gate_ops),
             str(l["resources"]["cores"]),
-            *(f"{l['energy_pj'][sc]['total']['mean'] / scale:.3g}" for sc in ("snn_chip", "snn_cmos", "ann_cmos")),
+            *(f"{l['energy_pj'][sc]['total']['mean'] / scale:.3g}" for sc in keys),
         ))
-    header = LAYER_HEADER[:-3] + tuple(f"{h} ({unit})" for h in LAYER_HEADER[-3:])
+    header = LAYER_HEADER + tuple(f"E {short_name(doc, k)} ({unit})" for k in keys)
     return header, rows, unit
 
 
@@ -331,7 +361,8 @@ def layers_csv(doc: dict) -> str:
               "input_payload_bits", "output_payload_bits", "firing_rate_mean", "firing_rate_std"]
     fields += [f"{k}_{s}" for k in COUNT_KEYS for s in ("mean", "std")]
     fields += ["synapses", "weights", "synaptic_memory_bits", "cores", "ann_macs", "ann_compares"]
-    fields += [f"energy_{sc}_pj_{s}" for sc in ("snn_chip", "snn_cmos", "ann_cmos") for s in ("mean", "std")]
+    scenarios = list(doc["layers"][0]["energy_pj"]) if doc["layers"] else []
+    fields += [f"energy_{sc}_pj_{s}" for sc in scenarios for s in ("mean", "std")]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
@@ -346,7 +377,7 @@ def layers_csv(doc: dict) -> str:
         for k in ("synapses", "weights", "synaptic_memory_bits", "cores"):
             row[k] = l["resources"][k]
         row["ann_macs"], row["ann_compares"] = l["ann"]["macs"], l["ann"]["compares"]
-        for sc in ("snn_chip", "snn_cmos", "ann_cmos"):
+        for sc in scenarios:
             t = l["energy_pj"][sc]["total"]
             row[f"energy_{sc}_pj_mean"], row[f"energy_{sc}_pj_std"] = t["mean"], t["std"]
         w.writerow(row)
@@ -426,9 +457,9 @@ def plot_synops(doc: dict, path: Path) -> None:
 def plot_energy(doc: dict, path: Path) -> None:
     plt = _plt()
     sc = doc["energy"]["scenarios"]
-    keys = [k for k in ("snn_chip", "snn_cmos", "ann_cmos") if k in sc]
+    keys = list(sc)
     unit, scale = energy_unit([sc[k]["total"]["mean"] for k in keys])
-    fig, ax = plt.subplots(figsize=(9.5, 4.8))
+    fig, ax = plt.subplots(figsize=(max(9.5, 1.5 * len(keys) + 3), 4.8))
     bottom = np.zeros(len(keys))
     colors = {"synaptic": "tab:blue", "neuron": "tab:green", "spike_traffic": "tab:purple", "gate": "tab:orange",
               "memory": "tab:gray"}
@@ -443,8 +474,8 @@ def plot_energy(doc: dict, path: Path) -> None:
         ax.errorbar(i, t["mean"] / scale, yerr=t["std"] / scale, color="black", capsize=4)
         ax.annotate(f"{t['mean'] / scale:.3g} {unit}", (i, (t["mean"] + t["std"]) / scale),
                     textcoords="offset points", xytext=(0, 5), ha="center", fontsize=8)
-    labels = [f"{SCENARIO_SHORT[k]}\n{sc[k]['profile']}\n({sc[k]['status']})" for k in keys]
-    ax.set_xticks(range(len(keys)), labels, fontsize=8)
+    labels = [f"{short_name(doc, k).replace(', ', chr(10))}\n({sc[k]['status']})" for k in keys]
+    ax.set_xticks(range(len(keys)), labels, fontsize=7)
     ax.set_ylabel(f"energy per inference ({unit})")
     top = max((sc[k]["total"]["mean"] + sc[k]["total"]["std"]) / scale for k in keys)
     ax.set_ylim(0, top * 1.15 if top > 0 else 1)
@@ -525,8 +556,10 @@ def report_md(doc: dict) -> str:
         f"torch {v.get('torch')}, numpy {v.get('numpy')}, tcja_deploy {v.get('tcja_deploy')}.",
         f"- Profile created {doc.get('created')}; wall time {doc['wall_s_per_sample']['mean']:.3g} s per sample "
         "(simulation speed, not hardware time).",
-        "- Energy profiles: " + "; ".join(f"`{s['profile']}` ({s['status']}) for {SCENARIO_SHORT[k]}"
-                                         for k, s in sc.items()) + ".",
+        "- Energy profiles: " + "; ".join(
+            f"`{name}` ({next(s['status'] for s in sc.values() if s['profile'] == name)}) for "
+            + " / ".join(short_name(doc, k) for k, s in sc.items() if s["profile"] == name)
+            for name in dict.fromkeys(s["profile"] for s in sc.values())) + ".",
         "",
         "## Summary (per inference; mean ± std over samples)",
         "",
@@ -557,13 +590,24 @@ def report_md(doc: dict) -> str:
     cat_rows = [(s["label"], *(f"{s['by_category'][c]['mean'] / e_scale:.3g}" for c in CATEGORIES),
                  fmt_pm(s["total"], e_scale)) for s in sc.values()]
     lines += [f"In {e_unit} per inference.", "", md_table(cat_header, cat_rows), "",
-              "![energy breakdown](energy_breakdown.png)", "", "## Energy constants", ""]
+              "![energy breakdown](energy_breakdown.png)", ""]
+    lines += _baselines_md(doc, e_unit, e_scale)
+    lines += _conventions_md(doc)
+    lines += _paper_method_md(doc, e_unit, e_scale)
+    lines += ["## Energy constants", "",
+              "Each constant with its source and table; a constant marked *derived* is computed from others "
+              "(the formula is given), not read from a source.", ""]
     for p in doc["energy"]["profiles"].values():
         lines += [f"**{p['name']}** ({p['model']}, {p['status']}): {p['description']}. Source: `{p['source']}`.", ""]
         if p["constants"]:
-            lines += [md_table(("constant", "value", "unit", "citation", "note"),
-                               [(k, f"{c['value']:g}", c["unit"], c["citation"], c.get("note", ""))
-                                for k, c in p["constants"].items()]), ""]
+            lines += [md_table(("constant", "value", "unit", "citation", "derived from", "note"),
+                               [(k, f"{c['value']:g}", c["unit"], c["citation"], c.get("derived", "") or "—",
+                                 c.get("note", "")) for k, c in p["constants"].items()]), ""]
+        if p.get("derived"):
+            lines += [f"Derived from `{p['name']}` by the code (a user profile's primary constants change them):", "",
+                      md_table(("constant", "value", "unit", "derived from", "note"),
+                               [(k, f"{c['value']:.4g}", c["unit"], c.get("derived", ""), c.get("note", ""))
+                                for k, c in p["derived"].items()]), ""]
     m = doc["energy"].get("measured")
     lines += ["## Measured on Loihi 2", ""]
     if m:
@@ -581,6 +625,62 @@ def report_md(doc: dict) -> str:
     lines += [f"- {c}" for c in doc.get("caveats", [])]
     lines += ["", "Files: `tables.tex` (booktabs), `layers.csv`, `profile.json` (the data of this report).", ""]
     return "\n".join(lines)
+
+
+def _baselines_md(doc: dict, e_unit: str, e_scale: float) -> list[str]:
+    """The baselines table: every row with its arithmetic and what its memory term covers."""
+    sc = doc["energy"]["scenarios"]
+    if not all("arithmetic" in s for s in sc.values()):
+        return []
+    rows = [(s.get("short", k), fmt_pm(s["total"], e_scale), s["arithmetic"], s["memory"]) for k, s in sc.items()]
+    return ["## Energy baselines (estimates)", "",
+            f"Totals in {e_unit} per inference. Every 45 nm row uses the same SRAM model (64-bit accesses to an "
+            "8 kB SRAM); the Loihi row's per-operation energies include the cores' memory.", "",
+            md_table(("row", "total", "arithmetic", "memory term covers"), rows), ""]
+
+
+def _conventions_md(doc: dict) -> list[str]:
+    """The counting conventions (SynOps vs MACs, padding, zero weights, one pass vs T steps)."""
+    conv = doc["energy"].get("conventions")
+    if not conv:
+        return []
+    m = conv["ann_macs"]
+    rows = [("SNN SynOps", fmt_num(conv["synops"]["mean"]), "excluded", "excluded", f"T = {conv['T']} steps"),
+            ("ANN MACs, used (dense)", fmt_num(m["dense"]), "included", "included", "one pass"),
+            ("ANN MACs, no padding", fmt_num(m["no_padding"]), "excluded", "included", "one pass"),
+            ("ANN MACs, no padding, no zeros", fmt_num(m["no_padding_no_zeros"]), "excluded", "excluded", "one pass"),
+            ("ANN MACs × T (dense)", fmt_num(m["dense_x_T"]), "included", "included", f"{conv['T']} passes"),
+            ("ANN MACs × T (no padding, no zeros)", fmt_num(m["no_padding_no_zeros_x_T"]), "excluded", "excluded",
+             f"{conv['T']} passes")]
+    lines = ["## Counting conventions", "", *(f"- {t}" for t in conv["statements"]), "",
+             md_table(("count", "per inference", "padding taps", "zero weights", "steps"), rows), ""]
+    extra, pad = m.get("dense_excess_over_no_padding_no_zeros"), m.get("dense_excess_over_no_padding")
+    if extra is not None and pad is not None:
+        lines += [f"The dense count is {100 * pad:.1f} % above the count without padding taps and {100 * extra:.1f} % "
+                  "above the count without padding taps and zero weights. All in profile.json "
+                  "`energy.conventions`.", ""]
+    return lines
+
+
+def _paper_method_md(doc: dict, e_unit: str, e_scale: float) -> list[str]:
+    """The paper-method rows beside ours."""
+    pm = doc["energy"].get("paper_method")
+    sc = doc["energy"]["scenarios"]
+    if not pm or "snn_paper" not in sc or "ann_paper" not in sc:
+        return []
+    snn, ann = sc["snn_paper"]["total"]["mean"], sc["ann_paper"]["total"]["mean"]
+    ratio = f"{ann / snn:.3g}×" if snn else "n/a"
+    other = "snn_pj_first_layer_as_macs" if pm["first_layer_charged_as"] == "SynOps" else "snn_pj_first_layer_as_synops"
+    other_label = "MACs (direct encoding)" if pm["first_layer_charged_as"] == "SynOps" else "SynOps"
+    return ["## The paper method beside ours", "",
+            f"Rule: {pm['rule']}", "",
+            f"- SNN, paper method: {snn / e_scale:.3g} {e_unit}; ANN, paper method: {ann / e_scale:.3g} {e_unit}; "
+            f"ANN / SNN = {ratio}.",
+            f"- The first layer (`{pm['first_layer']}`) receives {pm['first_layer_input']} and is charged as "
+            f"{pm['first_layer_charged_as']}; charged as {other_label} instead ({fmt_num(pm['encoder_macs'])} MACs "
+            f"over the T steps) the SNN figure would be {pm[other] / e_scale:.3g} {e_unit}.",
+            "- These rows leave out neuron updates, spike traffic and memory access; the rows above include them.",
+            ""]
 
 
 def write_report(profile: str | Path, out_dir: str | Path) -> dict:
