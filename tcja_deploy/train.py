@@ -15,15 +15,18 @@ import sys
 
 # OMP_WAIT_POLICY=PASSIVE is set in tcja_deploy/__init__.py, before torch loads.
 
-from tcja_deploy.errors import OneLineParser, cli_main  # noqa: E402
+from tcja_deploy.errors import OneLineParser, UserError, cli_main  # noqa: E402
 from tcja_deploy.models.presets import PRESET_NAMES  # noqa: E402
+from tcja_deploy.models.presets.vae import VAE_PRESET_NAMES  # noqa: E402
+from tcja_deploy.models.vae import VAE_LOSSES  # noqa: E402
 from tcja_deploy.models.tcja import GATE_FUNCTIONS  # noqa: E402
 from tcja_deploy.training.config import ENCODINGS, LOSSES, RECIPES, TrainConfig  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m tcja_deploy.train", description=__doc__.splitlines()[0])
-    p.add_argument("--preset", help=f"network preset: {', '.join(PRESET_NAMES)} (default: digits)")
+    p.add_argument("--preset", help=f"network preset: {', '.join(PRESET_NAMES)} (default: digits); spiking VAEs "
+                                    f"(image generation): {', '.join(VAE_PRESET_NAMES)}")
     p.add_argument("--data-dir", help="dataset root folder (default: the data module's)")
     p.add_argument("--epochs", type=int, help="training epochs (default: preset)")
     p.add_argument("--batch-size", type=int,
@@ -31,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(a multiple of the world size; default: preset)")
     p.add_argument("--lr", type=float, help="Adam learning rate, cosine-annealed over the epochs (default: preset)")
     p.add_argument("--T", type=int, help="time steps per sample (default: preset)")
-    p.add_argument("--loss", choices=LOSSES, help="mse: firing rate vs one-hot (reference); ce: cross-entropy")
+    p.add_argument("--loss", choices=LOSSES + VAE_LOSSES,
+                   help="mse: firing rate vs one-hot (reference); ce: cross-entropy; VAEs: mmd (FSVAE's default) or kld")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: cuda if available, else cpu)")
     p.add_argument("--amp", action="store_true", help="float16 autocast on CUDA (no effect on CPU: warns)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -54,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gate-function", choices=GATE_FUNCTIONS, default="sigmoid",
                    help="the gate's squashing: sigmoid (the paper) or pwl, the piecewise-linear sigmoid the "
                         "neuro-core gate computes (train for what the chip does)")
+    p.add_argument("--no-tcja", action="store_true",
+                   help="vae_* presets: the same spiking VAE without TCJA layers (the ablation)")
     p.add_argument("--sync-bn", action="store_true",
                    help="distributed runs: BatchNorm statistics over all ranks (SyncBatchNorm, CUDA only)")
     return p
@@ -68,6 +74,16 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(argv)
+    from tcja_deploy.training.vae_loop import train_vae, wants_vae
+
+    if wants_vae(config):
+        metrics = train_vae(config)
+        print(f"test reconstruction MSE {metrics['test_reconstruction_mse']:.4f} after {metrics['epochs']} epochs "
+              f"({metrics['seconds']:.0f} s on {metrics['device']}); run: {metrics['run_dir']}; "
+              f"next: python -m tcja_deploy.generate --run {metrics['run_dir']} --out DIR")
+        return 0
+    if config.no_tcja:
+        raise UserError("--no-tcja: applies to the spiking-VAE presets (vae_*) only")
     from tcja_deploy.training.loop import train
 
     metrics = train(config)

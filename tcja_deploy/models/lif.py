@@ -40,7 +40,7 @@ class LIFConfig:
     tau_syn: float = 1.0
     v_th: float = 1.0
     surrogate: str = "super"  # a Norse threshold method (super, tanh, triangle, circ, heavi_erfc) or atan,
-    #                           piecewise_quadratic (SpikingJelly's, fused LIF only)
+    #                           piecewise_quadratic (SpikingJelly's), rectangle (FSVAE's; fused LIF only)
     alpha: float = 10.0  # surrogate sharpness (Norse's alpha; Norse's "super" ignores it)
     detach_reset: bool = False  # no gradient through the reset (SpikingJelly detach_reset=True; fused LIF only)
 
@@ -56,9 +56,10 @@ class LIFConfig:
         )
 
 
-FUSED_SURROGATES = ("super", "tanh", "triangle", "circ", "heavi_erfc", "atan", "piecewise_quadratic")
-#: Surrogates Norse does not have (SpikingJelly's, as the TCJA reference trains with them): fused LIF only.
-FUSED_ONLY_SURROGATES = ("atan", "piecewise_quadratic")
+FUSED_SURROGATES = ("super", "tanh", "triangle", "circ", "heavi_erfc", "atan", "piecewise_quadratic", "rectangle")
+#: Surrogates Norse does not have (SpikingJelly's, as the TCJA reference trains with them; the rectangle of
+#: FSVAE, Kamata et al. 2022, ``snn_layers.SpikeAct``): fused LIF only.
+FUSED_ONLY_SURROGATES = ("atan", "piecewise_quadratic", "rectangle")
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,8 @@ def _surrogate_derivative(u: Tensor, method: str, alpha: float) -> Tensor:
     if method == "piecewise_quadratic":  # SpikingJelly PiecewiseQuadratic: α − α²|u| for |u| ≤ 1/α, else 0
         a = u.abs()
         return torch.where(a > 1.0 / alpha, torch.zeros_like(a), alpha - alpha * alpha * a)
+    if method == "rectangle":  # unit-area box: α for |u| < 1/(2α), else 0 (FSVAE's SpikeAct)
+        return (u.abs() < 0.5 / alpha).to(u.dtype).mul_(alpha)
     raise ValueError("no fused surrogate for this threshold method")
 
 

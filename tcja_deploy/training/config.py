@@ -13,7 +13,9 @@ from typing import Any
 from tcja_deploy.errors import UserError
 from tcja_deploy.models.presets import PRESET_NAMES, Preset, Recipe, get_preset
 from tcja_deploy.models.specs import MAX_T, TCJAAttention
+from tcja_deploy.models.presets.vae import is_vae_preset
 from tcja_deploy.models.tcja import GATE_FUNCTIONS
+from tcja_deploy.models.vae import VAE_LOSSES
 
 DEFAULT_PRESET = "digits"
 LOSSES = ("mse", "ce")
@@ -22,7 +24,7 @@ ENCODINGS = {"events": "digits-events", "images": "digits-images"}
 
 # Fields that define what a run computes. On --resume they must agree with the saved run (when given).
 RUN_FIELDS = ("preset", "epochs", "batch_size", "lr", "T", "loss", "seed", "augment", "encoding", "max_samples",
-              "recipe", "drop_last", "causal", "gate_function")
+              "recipe", "drop_last", "causal", "gate_function", "no_tcja")
 # Fields that only say how to run (where the data lives, which device, ...): free to change on --resume.
 RUNTIME_FIELDS = ("data_dir", "device", "amp", "compile", "out", "resume", "workers", "download", "sync_bn")
 
@@ -55,6 +57,7 @@ class TrainConfig:
             drop_last and epochs (:class:`tcja_deploy.models.presets.Recipe`; presets with reference code only).
         drop_last: drop the last incomplete training batch; None → the recipe's (ours: keep it).
         sync_bn: BatchNorm statistics over all ranks (``torch.nn.SyncBatchNorm``; CUDA only) in distributed runs.
+        no_tcja: spiking-VAE presets: the same network without its TCJA layers (the ablation).
     """
 
     preset: str | None = None
@@ -80,6 +83,7 @@ class TrainConfig:
     sync_bn: bool = False
     causal: bool = False
     gate_function: str = "sigmoid"
+    no_tcja: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,8 +132,9 @@ def validate(config: TrainConfig) -> None:
         raise UserError(f"--seed {config.seed}: must lie in [0, 2^63)")
     if config.T is not None and config.T > MAX_T:
         raise UserError(f"--T {config.T}: at most {MAX_T} time steps")
-    if config.loss is not None and config.loss not in LOSSES:
-        raise UserError(f"--loss {config.loss!r}: choose one of {', '.join(LOSSES)}")
+    losses = VAE_LOSSES if is_vae_preset(config.preset) else LOSSES
+    if config.loss is not None and config.loss not in losses:
+        raise UserError(f"--loss {config.loss!r}: choose one of {', '.join(losses)}")
     if config.workers < 0:
         raise UserError(f"--workers {config.workers}: must be ≥ 0")
     if config.encoding is not None and config.encoding not in ENCODINGS:
