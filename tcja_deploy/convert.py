@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.target not in TARGETS:
         raise UserError(f"--target {args.target!r}: unknown target; choose one of: {', '.join(TARGETS)}")
     check_device(args.device)
+    from tcja_deploy.training.vae_run import is_vae_run
+
+    if is_vae_run(args.run):
+        raise UserError(f"--run {args.run}: a spiking-VAE run (image generation); convert takes classifier runs "
+                        f"(the VAE's conversion for the chip does not exist yet)")
     from tcja_deploy.conversion import fidelity
     from tcja_deploy.conversion.deploy import convert
     from tcja_deploy.hardware.verify import lava_check
