@@ -8,8 +8,8 @@ sampling; MNIST / Fashion-MNIST / CIFAR10 at 32×32 with conv channels 32/64/128
 :mod:`tcja_deploy.models.vae`).
 
 ``vae_digits`` (ours) is sized to train on two CPU cores in minutes: scikit-learn's digits at 32×32, half
-FSVAE's channels (16/32/64/128), latent 32, T = 8, batch 64 (the 1,438 training digits would give only six
-steps per epoch at 250), 30 epochs; everything else as FSVAE.
+FSVAE's channels (16/32/64/128), latent 32, T = 8, batch 32 (the 1,438 training digits would give only six
+steps per epoch at 250), 20 epochs; everything else as FSVAE.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ VAE_PRESETS: dict[str, VAEPreset] = {
     "vae_digits": VAEPreset(
         model=VAEConfig(preset="vae_digits", dataset="digits", in_channels=1, image_size=32, hidden=(16, 32, 64, 128),
                         latent_dim=32, k=20, T=8),
-        epochs=30, batch_size=64, lr=1e-3, weight_decay=1e-3, loss="mmd",
+        epochs=20, batch_size=32, lr=1e-3, weight_decay=1e-3, loss="mmd",
         source="ours: FSVAE's network at half the channels, latent 32, T = 8, for two CPU cores"),
     "vae_mnist": _fsvae("vae_mnist", "mnist", 1, 32, FSVAE_HIDDEN),
     "vae_fashion_mnist": _fsvae("vae_fashion_mnist", "fashion_mnist", 1, 32, FSVAE_HIDDEN),
