@@ -110,7 +110,14 @@ def _worker(spec: dict[str, Any]) -> None:
     dist.all_reduce(worst, op=dist.ReduceOp.MAX)
     if rank == 0:
         print(json.dumps({"step_s": worst.tolist()}), flush=True)
-    dist.destroy_process_group()
+    dist.barrier()
+    # Leave without tearing the process group down. In torch 2.3 ProcessGroupGloo's destructor joins its worker
+    # threads while holding the GIL, and a worker that is still freeing the last all-reduce's tensor waits for
+    # the GIL: an intermittent deadlock at exit (pytorch/pytorch#56297, #75097) that left rank 1 hanging and
+    # torchrun waiting for it. Every collective has completed on every rank (the barrier), the result is
+    # printed and flushed, so nothing is lost by skipping the destructors.
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
