@@ -452,7 +452,10 @@ def derived_constants(profile: EnergyProfile) -> dict[str, Constant]:
       accumulator, as int8 accelerators do;
     - ``snn_int_add_pj``: the adder of a SynOp at the SNN's state width (``snn_state_bits``; 24 → the
       32-bit add; ≤ 8 → the 8-bit add);
-    - ``snn_int_mac_pj`` = int32 multiply + SNN add: a graded SynOp (payload × 8-bit weight);
+    - ``snn_int_mac_pj`` = int32 multiply + SNN add: a graded SynOp (payload × weight) whose operands
+      do not both fit 8 bits, or whose payload width is unknown (a neuro-core gate's inner messages);
+    - ``snn_int8_mac_pj`` = int8 multiply + SNN add: a graded SynOp with a payload of ≤ 8 bits and
+      weights of ≤ 8 bits (the event-count input frames, a host gate's output);
     - ``snn_int_neuron_update_pj`` = 2 int32 multiplies + 2 SNN adds: the CUBA step u·(1−du)+in,
       v·(1−dv)+u in fixed point (decays are multiplies by a 12-bit factor and a shift); the compare is
       neglected, as in ``neuron_update_pj``.
@@ -466,27 +469,41 @@ def derived_constants(profile: EnergyProfile) -> dict[str, Constant]:
         "int8_mac_pj": Constant(g("int8_mult_pj") + g("int32_add_pj"), "pJ", cite,
                                 "int8 × int8 product into a 32-bit accumulator", "int8_mult_pj + int32_add_pj"),
         "snn_int_add_pj": Constant(add, "pJ", cite, f"adder at the SNN state width ({state:g} bit)", add_name),
-        "snn_int_mac_pj": Constant(g("int32_mult_pj") + add, "pJ", cite, "graded SynOp: payload × weight, added",
+        "snn_int_mac_pj": Constant(g("int32_mult_pj") + add, "pJ", cite,
+                                   "graded SynOp, payload or weight wider than 8 bits (or unknown)",
                                    "int32_mult_pj + snn_int_add_pj"),
+        "snn_int8_mac_pj": Constant(g("int8_mult_pj") + add, "pJ", cite,
+                                    "graded SynOp, payload and weight of ≤ 8 bits", "int8_mult_pj + snn_int_add_pj"),
         "snn_int_neuron_update_pj": Constant(2 * g("int32_mult_pj") + 2 * add, "pJ", cite,
                                              "fixed-point CUBA step (two decays, two adds; compare neglected)",
                                              "2 × int32_mult_pj + 2 × snn_int_add_pj"),
     }
 
 
-def snn_cmos_int_energy(counts: Mapping[str, np.ndarray], profile: EnergyProfile) -> dict[str, np.ndarray]:
+def graded_synop_int_pj(profile: EnergyProfile, payload_bits: Optional[int] = None) -> float:
+    """Integer energy of one graded SynOp: the 8-bit multiplier when the payload (``payload_bits``) and
+    the weights (``snn_weight_bits``) both fit 8 bits, else (or when the width is unknown) the 32-bit one."""
+    d = derived_constants(profile)
+    small = payload_bits is not None and 0 < payload_bits <= 8 and profile.get("snn_weight_bits") <= 8
+    return d["snn_int8_mac_pj" if small else "snn_int_mac_pj"].value
+
+
+def snn_cmos_int_energy(counts: Mapping[str, np.ndarray], profile: EnergyProfile,
+                        payload_bits: Optional[int] = None) -> dict[str, np.ndarray]:
     """Energy (pJ) by category of the SNN on conventional digital logic in **integer** arithmetic at the
     profile's fixed-point widths (:func:`derived_constants`).
 
     Binary SynOps × snn_int_add (an 8-bit weight added to a 24-bit current: the 32-bit add); graded
-    SynOps × snn_int_mac; neuron updates × snn_int_neuron_update; gate adds × snn_int_add, MACs ×
-    snn_int_mac, multiplies × int32 multiply, lookups × lookup; memory exactly as :func:`snn_cmos_energy`.
+    SynOps × :func:`graded_synop_int_pj` of ``payload_bits`` (the width of the graded input these counts
+    received; None: unknown, the 32-bit multiplier); neuron updates × snn_int_neuron_update; gate adds ×
+    snn_int_add, MACs × snn_int_mac, multiplies × int32 multiply, lookups × lookup; memory exactly as
+    :func:`snn_cmos_energy`.
     """
     g = profile.get
     d = {k: c.value for k, c in derived_constants(profile).items()}
     synops, graded = _get(counts, "synops"), _get(counts, "synops_graded")
     return {
-        "synaptic": (synops - graded) * d["snn_int_add_pj"] + graded * d["snn_int_mac_pj"],
+        "synaptic": (synops - graded) * d["snn_int_add_pj"] + graded * graded_synop_int_pj(profile, payload_bits),
         "neuron": _get(counts, "neuron_updates") * d["snn_int_neuron_update_pj"],
         "spike_traffic": np.zeros_like(synops),
         "gate": (_get(counts, "gate_adds") * d["snn_int_add_pj"] + _get(counts, "gate_macs") * d["snn_int_mac_pj"]
@@ -624,7 +641,8 @@ SCENARIOS: dict[str, Scenario] = {s.key: s for s in (
              "inside the per-operation energies (the cores' own SRAM); no separate term"),
     Scenario("snn_cmos_int", "SNN, 45 nm int", "cmos", "snn",
              "integer at the fixed-point widths: binary SynOp = {snn_int_add_pj:g} pJ ({snn_int_add_name}), graded "
-             "SynOp {snn_int_mac_pj:g} pJ, neuron update {snn_int_neuron_update_pj:g} pJ (2 int32 multiplies + 2 adds)",
+             "SynOp {snn_int8_mac_pj:g} pJ (≤ 8-bit payload) or {snn_int_mac_pj:g} pJ (wider or inside a neuro-core "
+             "gate), neuron update {snn_int_neuron_update_pj:g} pJ (2 int32 multiplies + 2 adds)",
              _MEM_SNN),
     Scenario("snn_cmos", "SNN, 45 nm fp32", "cmos", "snn",
              "fp32: binary SynOp = E_AC {ac_pj:g} pJ, graded SynOp = E_MAC {mac_pj:g} pJ, neuron update "

@@ -205,13 +205,18 @@ class ProfileAccumulator:
         encoder = ann["macs_x_steps"] if self._encodes_real_values(i) else None
         return {
             "snn_chip": E.snn_chip_energy(counts, neu),
-            "snn_cmos_int": E.snn_cmos_int_energy(counts, cmos),
+            "snn_cmos_int": E.snn_cmos_int_energy(counts, cmos, self._graded_payload_bits(i)),
             "snn_cmos": E.snn_cmos_energy(counts, cmos),
             "ann_cmos_int8": per_sample(E.ann_int8_energy(ann, cmos)),
             "ann_cmos": per_sample(E.ann_cmos_energy(ann, cmos)),
             "snn_paper": per_sample(E.snn_paper_energy(counts, cmos, encoder)),
             "ann_paper": per_sample(E.ann_paper_energy(ann, cmos)),
         }
+
+    def _graded_payload_bits(self, i: int) -> Optional[int]:
+        """Width of layer ``i``'s graded input; None for a gate, whose graded SynOps are its inner messages."""
+        st = self.static[i]
+        return None if st["kind"] == "gate" else int(st["input_payload_bits"])
 
     def _encodes_real_values(self, i: int) -> bool:
         """Layer ``i`` is the first and its input is not spikes (graded values: direct encoding)."""
@@ -275,7 +280,9 @@ class ProfileAccumulator:
                     "(direct encoding); the TCJA gate's arithmetic at fp32; no neuron updates, spike traffic or "
                     "memory. The TCJA paper's own energy method could not be checked here (see docs/DESIGN.md §6).",
             "e_ac_pj": cmos.get("ac_pj"), "e_mac_pj": cmos.get("mac_pj"),
-            "first_layer": first["name"], "first_layer_input": "graded values" if used_macs else "spikes",
+            "first_layer": first["name"],
+            "first_layer_input": (f"graded values ({first['input_payload_bits']}-bit payload)" if used_macs
+                                  else "spikes"),
             "first_layer_charged_as": "MACs" if used_macs else "SynOps",
             "encoder_macs": enc,
             "snn_pj_first_layer_as_macs": float(total if used_macs else other),

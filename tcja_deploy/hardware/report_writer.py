@@ -669,16 +669,27 @@ def _paper_method_md(doc: dict, e_unit: str, e_scale: float) -> list[str]:
     if not pm or "snn_paper" not in sc or "ann_paper" not in sc:
         return []
     snn, ann = sc["snn_paper"]["total"]["mean"], sc["ann_paper"]["total"]["mean"]
-    ratio = f"{ann / snn:.3g}×" if snn else "n/a"
-    other = "snn_pj_first_layer_as_macs" if pm["first_layer_charged_as"] == "SynOps" else "snn_pj_first_layer_as_synops"
-    other_label = "MACs (direct encoding)" if pm["first_layer_charged_as"] == "SynOps" else "SynOps"
+
+    def ratio(den: float) -> str:
+        return f"{ann / den:.3g}×" if den else "n/a"
+
+    T = doc["energy"].get("conventions", {}).get("T", "?")
+    macs = f"its {fmt_num(pm['encoder_macs'])} dense MACs over the T = {T} steps at E_MAC"
+    if pm["first_layer_charged_as"] == "MACs":
+        first = (f"- The first layer (`{pm['first_layer']}`) receives {pm['first_layer_input']}; as direct encoding, "
+                 f"{macs} are charged; charged as E_AC × its SynOps instead (as for spike input), the SNN figure "
+                 f"would be {pm['snn_pj_first_layer_as_synops'] / e_scale:.3g} {e_unit} (ANN / SNN = "
+                 f"{ratio(pm['snn_pj_first_layer_as_synops'])}).")
+    else:
+        first = (f"- The first layer (`{pm['first_layer']}`) receives {pm['first_layer_input']} and is charged E_AC × "
+                 f"its SynOps; charged as {macs} instead (direct encoding), the SNN figure would be "
+                 f"{pm['snn_pj_first_layer_as_macs'] / e_scale:.3g} {e_unit} (ANN / SNN = "
+                 f"{ratio(pm['snn_pj_first_layer_as_macs'])}).")
     return ["## The paper method beside ours", "",
             f"Rule: {pm['rule']}", "",
             f"- SNN, paper method: {snn / e_scale:.3g} {e_unit}; ANN, paper method: {ann / e_scale:.3g} {e_unit}; "
-            f"ANN / SNN = {ratio}.",
-            f"- The first layer (`{pm['first_layer']}`) receives {pm['first_layer_input']} and is charged as "
-            f"{pm['first_layer_charged_as']}; charged as {other_label} instead ({fmt_num(pm['encoder_macs'])} MACs "
-            f"over the T steps) the SNN figure would be {pm[other] / e_scale:.3g} {e_unit}.",
+            f"ANN / SNN = {ratio(snn)}.",
+            first,
             "- These rows leave out neuron updates, spike traffic and memory access; the rows above include them.",
             ""]
 

@@ -39,6 +39,7 @@ def test_derived_constants_by_hand():
     assert d["int8_mac_pj"] == pytest.approx(INT8_MULT + INT32_ADD)  # 32-bit accumulator
     assert d["snn_int_add_pj"] == pytest.approx(INT32_ADD)  # 24-bit state → the 32-bit adder
     assert d["snn_int_mac_pj"] == pytest.approx(INT32_MULT + INT32_ADD)
+    assert d["snn_int8_mac_pj"] == pytest.approx(INT8_MULT + INT32_ADD)
     assert d["snn_int_neuron_update_pj"] == pytest.approx(2 * INT32_MULT + 2 * INT32_ADD)
     assert all(c.derived and c.citation.startswith("derived") for c in E.derived_constants(CMOS).values())
 
@@ -58,9 +59,27 @@ def test_integer_snn_at_45nm_by_hand(two_layer):
 def test_integer_snn_graded_synops_and_gate():
     counts = {"synops": np.array([10]), "synops_graded": np.array([4]), "gate_adds": 2, "gate_macs": 3,
               "gate_mults": 5, "gate_lookups": 1}
-    e = E.snn_cmos_int_energy(counts, CMOS)
+    e = E.snn_cmos_int_energy(counts, CMOS)  # payload width unknown: the 32-bit multiplier
     assert e["synaptic"].item() == pytest.approx(6 * INT32_ADD + 4 * (INT32_MULT + INT32_ADD))
     assert e["gate"].item() == pytest.approx(2 * INT32_ADD + 3 * (INT32_MULT + INT32_ADD) + 5 * INT32_MULT + 1 * 10.0)
+
+
+@pytest.mark.parametrize("payload,mult", [(3, INT8_MULT), (8, INT8_MULT), (16, INT32_MULT), (None, INT32_MULT)])
+def test_integer_graded_synop_multiplier_follows_the_payload_width(payload, mult):
+    counts = {"synops": np.array([10]), "synops_graded": np.array([4])}
+    e = E.snn_cmos_int_energy(counts, CMOS, payload_bits=payload)
+    assert e["synaptic"].item() == pytest.approx(6 * INT32_ADD + 4 * (mult + INT32_ADD))
+
+
+def test_profile_charges_each_layers_graded_input_at_its_width():
+    net = small_network(N=1, T=4, seed=3)  # the dense layer receives the gate's 4-bit graded output
+    counts = count_network(net).layers
+    layer = _doc(net)["layers"][3]
+    c = counts[3].counts
+    binary = c["synops"][0] - c["synops_graded"][0]
+    assert c["synops_graded"][0] > 0
+    assert layer["energy_pj"]["snn_cmos_int"]["by_category"]["synaptic"] == pytest.approx(
+        binary * INT32_ADD + c["synops_graded"][0] * (INT8_MULT + INT32_ADD))
 
 
 @pytest.mark.parametrize("state_bits,add", [(8, INT8_ADD), (16, INT32_ADD), (24, INT32_ADD), (40, 2 * INT32_ADD)])
