@@ -17,8 +17,10 @@ Counts per inference, per layer (they depend on the architecture only, not on ac
 
 For the memory-access term the ANN gets the favourable assumption of an ideal accelerator: every
 weight is read once per inference (``weights``), every layer input read once (``inputs``) and every
-output written once (``outputs``). Energy is charged with the ``cmos`` profile
-(:func:`tcja_deploy.hardware.energy.ann_cmos_energy`).
+output written once (``outputs``). Energy is charged with the ``cmos`` profile, in fp32
+(:func:`tcja_deploy.hardware.energy.ann_cmos_energy`), in int8
+(:func:`~tcja_deploy.hardware.energy.ann_int8_energy`) and the SNN papers' way
+(:func:`~tcja_deploy.hardware.energy.ann_paper_energy`).
 """
 
 from __future__ import annotations
