@@ -39,15 +39,18 @@ FLOAT32_EXACT = 1 << 23
 
 def cuba_fixed(a: torch.Tensor, i_decay: int, v_decay: int, vth_mant: int,
                bias_mant: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Integer CUBA over a window: synaptic input a [T, N, ...] (int64) → spikes [T, N, ...] (float32 0/1:
-    exact, and half the bytes of the float64 payloads elsewhere).
+    """Integer CUBA over a window: synaptic input a [T, N, ...] (int64, or a float tensor holding exact
+    integers, as :func:`qconv` returns) → spikes [T, N, ...] (float32 0/1: exact, and half the bytes of the
+    float64 payloads elsewhere).
 
     The arithmetic of :func:`cuba_fixed_reference` (Lava's ``PyLifModelBitAcc``), computed in place in
     float64, which holds every state exactly: |u|, |v| < 2²⁴ and a decay is a multiplication by
     ``keep / 4096`` (a binary fraction, so the product is exact) followed by ``trunc``. The 24-bit wrap
     of u and the clip of v are skipped only where a bound proves they cannot act: a truncating decay
     never grows |x|, so |u| ≤ 64·max|a| / (1 − keep_u/4096) and |v| ≤ (max|u| + max|bias|) /
-    (1 − keep_v/4096). A current that never decays (``i_decay = 4096``) is computed for all steps at once.
+    (1 − keep_v/4096). A current that never decays (``i_decay = 4096``) is computed for all steps at once
+    and, when it cannot wrap, not stored at all (v adds 64·a directly); a voltage that keeps nothing
+    (``v_decay = 4096``, the OR pools) is one comparison for all steps: v = 64·a + bias > threshold.
     """
     T = a.shape[0]
     dt = torch.float64
@@ -64,40 +67,61 @@ def cuba_fixed(a: torch.Tensor, i_decay: int, v_decay: int, vth_mant: int,
     a_max = max(-float(lo), float(hi)) * L.WEIGHT_SCALE
     u_bound = a_max / (1.0 - keep_u) if keep_u < 1 else float("inf")
     wrap = u_bound >= L.STATE_WRAP
-    # Synaptic currents of all steps, [T, N, ...] float64 (a << 6).
-    drive = a.to(dt).mul_(L.WEIGHT_SCALE)
-    if keep_u == 0.0:
-        if wrap:
-            drive = _wrap_current_(drive)
-        u_max = min(u_bound, float(L.STATE_WRAP))
+    if keep_u == 0.0 and not wrap:
+        src, scale = a, float(L.WEIGHT_SCALE)  # u_t = 64·a_t exactly: v reads a itself
     else:
-        u = torch.zeros_like(drive[0])
-        for t in range(T):
-            u.mul_(keep_u).trunc_().add_(drive[t])
-            if wrap:
-                _wrap_current_(u)
-            drive[t].copy_(u)
-        u_max = min(u_bound, float(L.STATE_WRAP))
-    if bias is not None:
-        drive.add_(bias)  # v's per-step input: u + (bias << 6)
+        src, scale = _currents(a, keep_u, wrap), 1.0  # u of all steps, [T, N, ...] float64
+    u_max = min(u_bound, float(L.STATE_WRAP))
     b_max = 0.0 if bias is None else float(bias.abs().max())
     v_bound = (u_max + b_max) / (1.0 - keep_v) if keep_v < 1 else float("inf")
     clip = v_bound > L.STATE_MAX
-    v = torch.zeros_like(drive[0])
-    fired = torch.empty(v.shape, dtype=torch.bool, device=v.device)
+    if keep_v == 0.0 and threshold < L.STATE_MAX:
+        # v_t = clip(u_t + bias); clipping to ±STATE_MAX cannot move v across a threshold inside that range.
+        # u_t + bias > threshold ⇔ u_t / scale > (threshold − bias) / scale, exact: both are multiples of 64.
+        level = threshold / scale if bias is None else (threshold - bias) / scale
+        return out.copy_(torch.gt(src, level))
+    # float32 holds every v exactly when v stays below 2²⁴ (no clip: |v| ≤ STATE_MAX) and the decay is a
+    # division by a power of two (v·2^−m is exact at any magnitude); otherwise float64 (exact below 2⁵³).
+    halvings = _power_of_two_divisor(keep_v)
+    vdt = torch.float32 if not clip and halvings is not None else dt
+    v = torch.zeros(a.shape[1:], dtype=vdt, device=a.device)
+    step_bias = None if bias is None else bias[0].to(vdt)
     for t in range(T):
-        if keep_v == 0.0:
-            v.copy_(drive[t])
-        else:
-            if keep_v != 1.0:
-                v.mul_(keep_v).trunc_()
-            v.add_(drive[t])
+        if halvings is not None and halvings > 1:
+            v.div_(float(halvings), rounding_mode="trunc")
+        elif halvings is None:
+            v.mul_(keep_v).trunc_()
+        v.add_(src[t], alpha=scale)  # exact in vdt: every partial sum is within the bound v_bound
+        if step_bias is not None:
+            v.add_(step_bias)
         if clip:
             v.clamp_(-L.STATE_MAX, L.STATE_MAX)
-        torch.gt(v, threshold, out=fired)
-        v.masked_fill_(fired, 0.0)
-        out[t].copy_(fired)
+        torch.gt(v, threshold, out=out[t])
+        v.addcmul_(v, out[t], value=-1.0)  # reset: v − v·1 = 0 where it fired, v − v·0 = v elsewhere (exact)
     return out
+
+
+def _power_of_two_divisor(keep: float) -> Optional[int]:
+    """2^m when ``keep`` = 2^−m (1 when nothing decays), else None."""
+    if keep <= 0.0:
+        return None
+    inv = 1.0 / keep
+    return int(inv) if inv == int(inv) and int(inv) & (int(inv) - 1) == 0 else None
+
+
+def _currents(a: torch.Tensor, keep_u: float, wrap: bool) -> torch.Tensor:
+    """u of every step, [T, N, ...] float64: u_t = wrap(trunc(u_{t−1}·keep_u) + 64·a_t), wrapping only when
+    ``wrap`` (the caller's bound says it can act)."""
+    drive = a.to(torch.float64).mul_(L.WEIGHT_SCALE)
+    if keep_u == 0.0:
+        return _wrap_current_(drive) if wrap else drive
+    u = torch.zeros_like(drive[0])
+    for t in range(a.shape[0]):
+        u.mul_(keep_u).trunc_().add_(drive[t])
+        if wrap:
+            _wrap_current_(u)
+        drive[t].copy_(u)
+    return drive
 
 
 def _wrap_current_(u: torch.Tensor) -> torch.Tensor:
@@ -145,10 +169,11 @@ def depthwise_form(weight: np.ndarray, groups: int) -> tuple[np.ndarray, int]:
 
 
 def qconv(p: torch.Tensor, weight: np.ndarray, stride: int, padding: int, groups: int) -> torch.Tensor:
-    """Integer conv of payloads [T, N, C, H, W] (integer-valued, ≥ 0) → int64 sums wrapped at 24 bits.
+    """Integer conv of payloads [T, N, C, H, W] (integer-valued, ≥ 0) → sums wrapped at 24 bits, as exact
+    integers in the float dtype they were summed in (float32 where every partial sum stays below 2²³, else
+    float64; :func:`_exact_dtype`): :func:`cuba_fixed` reads them without a conversion pass.
 
-    The float accumulation is exact (see :func:`_exact_dtype`); diagonal one-group weights run as the
-    depthwise conv they equal (:func:`depthwise_form`).
+    Diagonal one-group weights run as the depthwise conv they equal (:func:`depthwise_form`).
     """
     weight, groups = depthwise_form(weight, groups)
     p_max = float(p.max()) if p.numel() else 0.0
@@ -156,11 +181,11 @@ def qconv(p: torch.Tensor, weight: np.ndarray, stride: int, padding: int, groups
     w = torch.as_tensor(np.asarray(weight), dtype=dt, device=p.device)
     T, N = p.shape[:2]
     y = F.conv2d(p.reshape(T * N, *p.shape[2:]).to(dt), w, stride=stride, padding=padding, groups=groups)
-    y = y.reshape(T, N, *y.shape[1:]).round().to(torch.int64)
+    y = y.reshape(T, N, *y.shape[1:]).round_()
     if y.numel():
         lo, hi = torch.aminmax(y)
-        if int(hi) >= L.STATE_WRAP or int(lo) < -L.STATE_WRAP:
-            y = L.signed_clamp24(y)
+        if float(hi) >= L.STATE_WRAP or float(lo) < -L.STATE_WRAP:
+            y = L.signed_clamp24(y.to(torch.int64)).to(dt)
     return y
 
 

@@ -47,6 +47,7 @@ The training side can use the same function (:func:`tcja_deploy.models.tcja.pwl_
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,6 +213,19 @@ def linear_maps(ng: NeurocoreGate) -> tuple[np.ndarray, np.ndarray]:
     return cla_matrix(ng.q_cla, ng.C), tla_matrix(ng.q_tla, ng.T, ng.mode == "streaming")
 
 
+@functools.lru_cache(maxsize=4)
+def _torch_linear_maps(q_cla: bytes, cla_shape: tuple, q_tla: bytes, tla_shape: tuple, C: int, T: int, mode: str,
+                       device: str):
+    """:func:`linear_maps` as float64 torch tensors on ``device``, built once per gate (the emulator calls a
+    gate once per batch; each map is T·C·T·C entries, 52 MB at T = 20, C = 128). Keyed by the kernels' bytes."""
+    import torch
+
+    cla = np.frombuffer(q_cla, dtype=np.int64).reshape(cla_shape)
+    tla = np.frombuffer(q_tla, dtype=np.int64).reshape(tla_shape)
+    maps = cla_matrix(cla, C), tla_matrix(tla, T, mode == "streaming")
+    return tuple(torch.from_numpy(m.astype(np.float64)).to(device) for m in maps)
+
+
 def _branch_bound(m: np.ndarray, sq_max: int, shift: int) -> int:
     """max |Σ_t' (Σ_c' m·sq) >> shift| over sq ∈ [0, sq_max] (the per-slot floor included)."""
     pos = (np.clip(m, 0, None).sum(axis=3) * sq_max) >> shift  # [T, C, T']
@@ -303,7 +317,9 @@ def stages(counts, ng: NeurocoreGate) -> dict[str, Any]:
 
         dev = counts.device
         c = counts.to(torch.int64)
-        m_cla, m_tla = (torch.from_numpy(m.astype(np.float64)).to(dev) for m in linear_maps(ng))
+        q_cla, q_tla = (np.ascontiguousarray(q, dtype=np.int64) for q in (ng.q_cla, ng.q_tla))
+        m_cla, m_tla = _torch_linear_maps(q_cla.tobytes(), q_cla.shape, q_tla.tobytes(), q_tla.shape, ng.C, ng.T,
+                                          ng.mode, str(dev))
 
         def branch(m, shift):  # per-slot sums [..., T, C, T'] exact in float64 (< 2^53)
             slots = torch.einsum("tcud,...ud->...tcu", m, sq.to(torch.float64)).round().to(torch.int64)
