@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     test = images["test"]
     n = args.n or min(len(test), 10_000)
     gen = torch.Generator().manual_seed(args.seed)
-    torch.manual_seed(args.seed)
     classifier, autoencoder = ensure_feature_nets(c.dataset, images, labels, feature_cache(args))
+    torch.manual_seed(args.seed)  # after the feature nets: the same draws whether they were cached or trained
     recon = _batched(lambda b: model.reconstruct(b.to(device)).cpu(), test, args.batch_size)
     samples = torch.cat([model.sample(min(args.batch_size, n - i)).cpu() for i in range(0, n, args.batch_size)])
     train_pick = torch.randperm(len(images["train"]), generator=gen)[: len(test)]
