@@ -69,7 +69,7 @@ def test_run_directory_contents(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["kind"] == "classifier" and metrics["epochs"] == 3 and len(metrics["history"]) == 3
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["test_samples"] == 48
-    assert [r["lr"] for r in metrics["history"]] == pytest.approx([1e-3, 7.5e-4, 2.5e-4])
+    assert [r["lr"] for r in metrics["history"]] == pytest.approx([1e-2, 7.5e-3, 2.5e-3])
     marker = json.loads((run / ".tcja_deploy").read_text())
     assert marker["kind"] == "feature_net" and marker["complete"] is True
     assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == [
