@@ -32,6 +32,9 @@ class Backend(Protocol):
         name: ``"emulator"`` | ``"lava-sim"`` | ``"loihi2"``.
         chunk_size: samples per call of :meth:`run` (the profile is rewritten after each).
         default_samples: samples profiled when ``--samples`` is not given (None: the whole test set).
+
+    A backend may also define ``chunk_for(deploy) -> int``: the chunk for that network when ``--chunk`` is not
+    given (the emulator bounds the memory its recorded events take).
     """
 
     name: str
@@ -70,8 +73,17 @@ class EmulatorBackend:
 
         from tcja_deploy.hardware.emulator import emulate
 
+        # torch batches sized by the emulator's memory budget, not by the chunk (64 paper-size samples
+        # at once would need ~100 GB)
         return emulate(deploy.graph, torch.from_numpy(np.ascontiguousarray(frames)), labels=labels,
-                       batch_size=self.chunk_size, record=True, backend=self.name)
+                       record=True, backend=self.name)
+
+    def chunk_for(self, deploy: Deploy) -> int:
+        """Samples per chunk: ``chunk_size``, fewer where their recorded events would exceed the budget
+        (:func:`tcja_deploy.hardware.emulator.record_chunk`; dvs128_gesture records ~150 MB a sample)."""
+        from tcja_deploy.hardware.emulator import record_chunk
+
+        return record_chunk(deploy.graph, cap=self.chunk_size)
 
 
 def lava_files(deploy: Deploy) -> list[str]:

@@ -166,7 +166,9 @@ def run_profile(deploy_dir: str | Path, backend_name: str, out_dir: str | Path, 
         deploy.path(name)
     info = deploy_info(deploy)
     n_req = samples if samples is not None else backend.default_samples
-    chunk = int(backend.chunk_size if chunk_size is None else chunk_size)
+    chunk_for = getattr(backend, "chunk_for", None)
+    chunk = int(chunk_size if chunk_size is not None else chunk_for(deploy) if callable(chunk_for)
+                else backend.chunk_size)
     n, batches = load_test_samples(info["dataset"], info["T"], n_req, chunk, data_dir)
     meta = {
         "backend": backend.name,

@@ -175,6 +175,17 @@ def test_batches_are_bounded_by_memory_and_do_not_change_the_result(qgraph):
     assert all(np.array_equal(la.output_spikes, lb.output_spikes) for la, lb in zip(a.layers, b.layers))
 
 
+def test_recorded_chunks_are_bounded_by_the_events_they_hold(qgraph):
+    x = tiny_input(5)
+    act = emulator.emulate(qgraph, x, batch_size=2)
+    held = sum(a.input_spikes.nbytes + a.output_spikes.nbytes for a in act.layers)
+    per = emulator.recorded_bytes_per_sample(qgraph)
+    assert per * 5 == held
+    assert emulator.record_chunk(qgraph, budget_bytes=per * 3) == 3
+    assert emulator.record_chunk(qgraph, budget_bytes=1) == 1 and emulator.record_chunk(qgraph, cap=7) == 7
+    assert all(a.input_spikes.flags.c_contiguous for a in act.layers)
+
+
 def test_diagonal_one_group_weights_run_as_the_depthwise_conv_they_equal():
     from tcja_deploy.conversion.fixed_point import depthwise_form, qconv
 
