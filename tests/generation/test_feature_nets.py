@@ -248,3 +248,26 @@ def test_default_configs_follow_fsvae():
     ae32 = ImageAutoencoder(default_config("autoencoder", (1, 32, 32)))
     assert [c.out_channels for c in ae32.encoder if isinstance(c, torch.nn.Conv2d)] == [32, 64, 128, 256]
     assert ae32.latent.in_features == 256 * 4
+
+
+def test_a_run_directory_in_use_is_refused(tmp_path):
+    from tcja_deploy.training.lock import run_lock
+
+    x, y = tiny_set()
+    run = tmp_path / "run"
+    train_feature_net("classifier", x, y, run, epochs=1, **QUIET)
+    before = (run / "model.safetensors").read_bytes()
+    with run_lock(run):
+        with pytest.raises(UserError, match="in use by pid"):
+            train_feature_net("classifier", x, y, run, epochs=1, seed=1, **QUIET)
+    assert (run / "model.safetensors").read_bytes() == before
+
+
+def test_a_new_run_replaces_an_old_feature_net_directory(tmp_path):
+    x, y = tiny_set()
+    run = tmp_path / "run"
+    train_feature_net("classifier", x, y, run, epochs=2, **QUIET)
+    net = train_feature_net("autoencoder", x, None, run, epochs=1, **QUIET)
+    assert json.loads((run / "metrics.json").read_text())["kind"] == "autoencoder"
+    assert len(net.metrics["history"]) == 1
+    assert load_feature_net(run).kind == "autoencoder"
