@@ -18,6 +18,8 @@ from pathlib import Path
 
 from tcja_deploy.errors import OneLineParser, UserError, cli_main  # noqa: E402
 
+# Copies of tcja_deploy.generation.feature_models.KINDS and tcja_deploy.data.image_sets.NAMES (so that parsing
+# needs no torch import; a test keeps them equal).
 KINDS = ("classifier", "autoencoder")
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "celeba")
 

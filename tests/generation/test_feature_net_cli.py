@@ -65,3 +65,11 @@ def test_runs_as_a_module():
     r = subprocess.run([sys.executable, "-m", "tcja_deploy.feature_net", "--kind", "gan"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.startswith("error: argument --kind: invalid choice")
+
+
+def test_the_choices_are_the_libraries():
+    from tcja_deploy import feature_net
+    from tcja_deploy.data.image_sets import NAMES
+    from tcja_deploy.generation.feature_models import KINDS
+
+    assert feature_net.DATASETS == NAMES and feature_net.KINDS == KINDS
