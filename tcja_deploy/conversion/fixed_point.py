@@ -168,6 +168,21 @@ def depthwise_form(weight: np.ndarray, groups: int) -> tuple[np.ndarray, int]:
     return diag[:, None], c
 
 
+#: A one-group conv with at most this many taps per output (C_in·k·k) runs as unfold + matmul: the input
+#: layer of the DVS presets (2 polarities, 3×3: 18 taps) runs 1.6× faster that way than as oneDNN's conv.
+MATMUL_CONV_TAPS = 32
+
+
+def _conv_as_matmul(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+    """conv2d of x [B, C, H, W] with w [O, C, kh, kw] as a matrix product of w with x's patches: the same
+    integer sums (exact in float32 below 2²³ in any order of summation)."""
+    O, _, kh, kw = w.shape
+    H = (x.shape[2] + 2 * padding - kh) // stride + 1
+    W = (x.shape[3] + 2 * padding - kw) // stride + 1
+    cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)  # [B, C·kh·kw, H·W]
+    return torch.matmul(w.reshape(O, -1), cols).reshape(x.shape[0], O, H, W)
+
+
 def qconv(p: torch.Tensor, weight: np.ndarray, stride: int, padding: int, groups: int) -> torch.Tensor:
     """Integer conv of payloads [T, N, C, H, W] (integer-valued, ≥ 0) → sums wrapped at 24 bits, as exact
     integers in the float dtype they were summed in (float32 where every partial sum stays below 2²³, else
@@ -180,7 +195,11 @@ def qconv(p: torch.Tensor, weight: np.ndarray, stride: int, padding: int, groups
     dt = _exact_dtype(weight, p_max, p.device)
     w = torch.as_tensor(np.asarray(weight), dtype=dt, device=p.device)
     T, N = p.shape[:2]
-    y = F.conv2d(p.reshape(T * N, *p.shape[2:]).to(dt), w, stride=stride, padding=padding, groups=groups)
+    images = p.reshape(T * N, *p.shape[2:]).to(dt)
+    if groups == 1 and w.shape[1] * w.shape[2] * w.shape[3] <= MATMUL_CONV_TAPS:
+        y = _conv_as_matmul(images, w, stride, padding)
+    else:
+        y = F.conv2d(images, w, stride=stride, padding=padding, groups=groups)
     y = y.reshape(T, N, *y.shape[1:]).round_()
     if y.numel():
         lo, hi = torch.aminmax(y)

@@ -216,14 +216,16 @@ def linear_maps(ng: NeurocoreGate) -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=4)
 def _torch_linear_maps(q_cla: bytes, cla_shape: tuple, q_tla: bytes, tla_shape: tuple, C: int, T: int, mode: str,
                        device: str):
-    """:func:`linear_maps` as float64 torch tensors on ``device``, built once per gate (the emulator calls a
+    """:func:`linear_maps` as float64 torch tensors [T', T·C, C'] on ``device``, built once per gate (the emulator calls a
     gate once per batch; each map is T·C·T·C entries, 52 MB at T = 20, C = 128). Keyed by the kernels' bytes."""
     import torch
 
     cla = np.frombuffer(q_cla, dtype=np.int64).reshape(cla_shape)
     tla = np.frombuffer(q_tla, dtype=np.int64).reshape(tla_shape)
     maps = cla_matrix(cla, C), tla_matrix(tla, T, mode == "streaming")
-    return tuple(torch.from_numpy(m.astype(np.float64)).to(device) for m in maps)
+    # [T, C, T', C'] → [T', T·C, C']: the layout of one matrix product per source step
+    return tuple(torch.from_numpy(np.ascontiguousarray(m.transpose(2, 0, 1, 3).reshape(T, T * C, C),
+                                                       dtype=np.float64)).to(device) for m in maps)
 
 
 def _branch_bound(m: np.ndarray, sq_max: int, shift: int) -> int:
@@ -322,8 +324,12 @@ def stages(counts, ng: NeurocoreGate) -> dict[str, Any]:
                                           ng.mode, str(dev))
 
         def branch(m, shift):  # per-slot sums [..., T, C, T'] exact in float64 (< 2^53)
-            slots = torch.einsum("tcud,...ud->...tcu", m, sq.to(torch.float64)).round().to(torch.int64)
-            return (slots >> shift).sum(-1)
+            # m: [T', T·C, C'] (source step first); one matrix product per source step t'
+            T, C = sq.shape[-2:]
+            src = sq.reshape(-1, T, C).to(torch.float64).permute(1, 2, 0)  # [T', C', B]
+            slots = torch.matmul(m, src).reshape(T, T, C, -1).permute(3, 1, 2, 0)  # [B, T, C, T']
+            sums = (slots.round().to(torch.int64) >> shift).sum(-1)
+            return sums.reshape(*sq.shape[:-2], T, C)
 
         def const(a):
             return torch.from_numpy(np.asarray(a, dtype=np.int64)).to(dev)

@@ -100,6 +100,21 @@ def test_qconv_is_lavas_conv(groups, stride, padding, payload):
     assert np.array_equal(ours.numpy(), ref.transpose(2, 1, 0))
 
 
+@pytest.mark.parametrize("stride,padding", [(1, 1), (2, 0), (2, 1)])
+def test_small_convs_run_as_a_matmul_with_lavas_sums(stride, padding):
+    """A conv of few taps (the DVS input layer: 2 polarities, 3×3) is unfold + matmul: Lava's sums."""
+    from lava.proc.conv.utils import conv
+
+    rng = np.random.default_rng(stride + padding)
+    w = rng.integers(-128, 127, size=(5, 2, 3, 3)) * 2
+    assert 2 * 3 * 3 <= fixed_point.MATMUL_CONV_TAPS
+    x = rng.integers(0, 4, size=(2, 9, 8)) * (rng.random((2, 9, 8)) < 0.5)
+    ours = fixed_point.qconv(torch.as_tensor(x, dtype=torch.float64)[None, None], w, stride, padding, 1)[0, 0]
+    ref = conv(x.transpose(2, 1, 0), w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1), (3, 3), (stride, stride),
+               (padding, padding), (1, 1), 1)
+    assert np.array_equal(ours.numpy(), ref.transpose(2, 1, 0))
+
+
 @pytest.fixture(scope="module")
 def qgraph():
     """The tiny network with host gates (the layout checks below name their payload widths)."""
