@@ -57,8 +57,10 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserError(f"--{name.replace('_', '-')} {value}: must be ≥ 1")
     if not 0 <= args.seed < 2**63:
         raise UserError(f"--seed {args.seed}: must lie in [0, 2^63)")
-    if args.inception is not None and not args.inception.is_file():
-        raise UserError(f"--inception {args.inception}: file not found")
+    if args.inception is not None:
+        from tcja_deploy.generation.inception import check_inception_file
+
+        check_inception_file(args.inception)  # before any work: exists, readable, a TorchScript archive
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -133,13 +135,14 @@ def measure(model, test, samples, recon, classifier, autoencoder, train_sample) 
         "note": NOT_COMPARABLE, "train_vs_test": frechet_distance(autoencoder.features(train_sample), ae_test)}
     if classifier is not None:
         cl_test, cl_fake = classifier.features(test), classifier.features(samples)
-        score, std = inception_score(classifier.probs(samples))
-        ref_score, _ = inception_score(classifier.probs(test))
+        splits = min(10, len(samples), len(test))  # the usual 10 splits, fewer for very small sets
+        score, std = inception_score(classifier.probs(samples), splits)
+        ref_score, _ = inception_score(classifier.probs(test), splits)
         out["classifier_fid"] = {
             "value": frechet_distance(cl_fake, cl_test), "features": f"in-project CNN classifier "
             f"({classifier.feature_dim}-d pooled features)", "against": "test split", "note": NOT_COMPARABLE,
             "train_vs_test": frechet_distance(classifier.features(train_sample), cl_test)}
-        out["classifier_score"] = {"value": score, "std": std, "splits": 10,
+        out["classifier_score"] = {"value": score, "std": std, "splits": splits,
                                    "definition": "exp(E KL(p(y|x) ‖ p(y))) on the in-project classifier's softmax "
                                                  "(the Inception Score formula)",
                                    "test_split_value": ref_score, "note": NOT_COMPARABLE}
@@ -190,12 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         **measure(model, test, samples, recon, classifier, autoencoder, images["train"][train_pick]),
     }
     if args.inception is not None:
-        try:
-            from tcja_deploy.generation.inception import standard_fid
-        except ImportError:
-            raise UserError("--inception: the standard-FID module (tcja_deploy.generation.inception) is not "
-                            "available in this installation") from None
-        metrics["inception_fid"] = {"value": standard_fid(test, samples, args.inception),
+        from tcja_deploy.generation.inception import standard_fid
+
+        metrics["inception_fid"] = {"value": standard_fid(test, samples, args.inception, device=device),
                                     "weights": str(args.inception), "against": "test split"}
     if c.dataset in FSVAE_RESULTS:
         metrics["fsvae_paper"] = {**FSVAE_RESULTS[c.dataset], "note": "FSVAE's published figures (Inception-based "

@@ -108,13 +108,29 @@ def test_generate_and_convert_refuse_the_wrong_kind_of_run(tiny_vae_run, tmp_pat
 
 @pytest.mark.parametrize("argv,message", [
     (["--n", "0"], "--n 0: must be ≥ 1"),
-    (["--inception", "/nonexistent/inception.pt"], "--inception /nonexistent/inception.pt: file not found"),
+    (["--inception", "/nonexistent/inception.pt"], "/nonexistent/inception.pt: Inception weights file not found"),
     (["--device", "tpu"], "--device"),
 ])
 def test_generate_bad_flags(tiny_vae_run, tmp_path, capsys, argv, message):
     assert generate.main(["--run", str(tiny_vae_run), "--out", str(tmp_path / "g"), *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "g").exists()
+
+
+def test_inception_without_clean_fid_is_one_line(tiny_vae_run, tmp_path, fast_feature_nets, capsys):
+    import importlib.util
+    import zipfile
+
+    if importlib.util.find_spec("cleanfid") is not None:
+        pytest.skip("clean-fid is installed: this checks the message when it is not")
+    weights = tmp_path / "inception-2015-12-05.pt"
+    with zipfile.ZipFile(weights, "w") as z:
+        z.writestr("archive/data.pkl", b"")
+    assert generate.main(["--run", str(tiny_vae_run), "--out", str(tmp_path / "g"), "--n", "8",
+                          "--inception", str(weights), "--feature-nets", str(tmp_path / "fn")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()  # (the feature nets' training lines come first)
+    assert err[-1].startswith("error: ") and "clean-fid" in err[-1] and "Traceback" not in "".join(err)
     assert not (tmp_path / "g").exists()
 
 
