@@ -157,3 +157,26 @@ def test_posterior_is_autoregressive_in_eval_mode():
     # recompute q_z from the drawn z: input [x_t, z_{t−1}]
     z_prev = torch.cat([torch.zeros(1, 8, 5), z[:-1]])
     assert torch.equal(model.posterior(torch.cat([x, z_prev], -1)), q_z)
+
+
+def test_presets_carry_fsvae_settings():
+    from tcja_deploy.models.presets.vae import VAE_PRESET_NAMES, get_vae_preset
+
+    assert set(VAE_PRESET_NAMES) == {"vae_digits", "vae_mnist", "vae_fashion_mnist", "vae_cifar10", "vae_celeba"}
+    for name, channels, size in (("vae_mnist", 1, 32), ("vae_fashion_mnist", 1, 32), ("vae_cifar10", 3, 32),
+                                 ("vae_celeba", 3, 64)):
+        p = get_vae_preset(name)
+        assert (p.epochs, p.batch_size, p.lr, p.weight_decay, p.loss) == (150, 250, 1e-3, 1e-3, "mmd")
+        m = p.model
+        assert (m.T, m.latent_dim, m.k, m.in_channels, m.image_size) == (16, 128, 20, channels, size)
+        assert m.hidden[:4] == (32, 64, 128, 256) and len(m.hidden) == (5 if size == 64 else 4)
+    assert get_vae_preset("vae_digits", T=4).model.T == 4
+
+
+def test_fsvae_size_network_runs_on_cifar_shaped_images():
+    from tcja_deploy.models.presets.vae import get_vae_preset
+
+    torch.manual_seed(0)
+    model = SpikingVAE(get_vae_preset("vae_cifar10", T=2).model)
+    out = model(torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert out["recon"].shape == (2, 3, 32, 32) and out["q_z"].shape == (2, 2, 128, 20)

@@ -79,6 +79,12 @@ def test_cli_trains_and_refuses_bad_input(tmp_path, tiny_preset, capsys):
         (["--preset", tiny_preset, "--loss", "mse", "--out", str(tmp_path / "x")], "--loss 'mse'"),
         (["--preset", "digits", "--no-tcja", "--out", str(tmp_path / "x")], "--no-tcja: applies"),
         (["--resume", str(out), "--epochs", "1", "--no-tcja"], "not --no-tcja"),
+        (["--preset", "vae_mnist", "--data-dir", str(tmp_path / "nodata"), "--out", str(tmp_path / "x")],
+         "MNIST not found"),
+        (["--preset", "vae_cifar10", "--data-dir", str(tmp_path / "nodata"), "--out", str(tmp_path / "x")],
+         "CIFAR10 not found"),
+        (["--preset", "vae_celeba", "--data-dir", str(tmp_path / "nodata"), "--out", str(tmp_path / "x")],
+         "CelebA not found"),
     ]
     for argv, message in cases:
         assert train_cli.main(argv) == 2, argv
