@@ -6,6 +6,8 @@ With no arguments: the ``digits`` preset (scikit-learn digits as DVS events) on 
 else CPU. Writes a run directory (default ``runs/<preset>-<YYYYmmdd-HHMMSS>``) with
 ``model.safetensors``, ``config.json``, ``metrics.json``, ``metrics.jsonl`` and the resume checkpoint
 ``train_state.safetensors``. Bad input: one line ``error: ...`` on stderr, exit code 2.
+``--preset vae_*`` trains a spiking VAE for image generation instead (single process; same run directory
+layout, docs/FORMATS.md §7; ``--no-tcja`` for the ablation), then ``python -m tcja_deploy.generate``.
 """
 
 from __future__ import annotations
