@@ -20,6 +20,7 @@ from tcja_deploy.conversion import fixed_point as Q
 from tcja_deploy.conversion import graph as g
 from tcja_deploy.conversion.graph import ConversionError
 from tcja_deploy.conversion.recurrence import cuba_recurrence
+from tcja_deploy.conversion.transposed import conv_transpose_window, qconv_transpose
 from tcja_deploy.models.tcja import squeeze_spikes, tcja_gate
 
 __all__ = ["ConversionError", "SEMANTICS", "run_node", "run_graph", "infer_shapes", "input_shapes", "GraphModule",
@@ -129,6 +130,26 @@ def readout(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
     return y if bias is None else y + bias
 
 
+def image_readout(x: torch.Tensor, node: g.ImageReadout) -> torch.Tensor:
+    """The VAE's host image readout: [T, N, Ci, H, W] payloads → images [N, Co, H', W'] in (−1, 1), in x's dtype:
+    tanh(Σ_t decay^(T−1−t)·convT(input_scale·x_t) + bias·Σ_t decay^(T−1−t)). The transposed conv is linear, so it
+    runs once on the time-weighted sum of the inputs (the same value as per step, up to float rounding)."""
+    T = x.shape[0]
+    w = decay_weights(T, node.decay, x)
+    summed = torch.einsum("t,t...->...", w, x) * float(node.input_scale)  # [N, Ci, H, W]
+    y = conv_transpose_window(summed[None], _tensor(node.weight, x), None, node.stride, node.padding,
+                              node.output_padding)[0]
+    if node.bias is not None:
+        y = y + _tensor(node.bias, x).reshape(1, -1, 1, 1) * w.sum()
+    return torch.tanh(y)
+
+
+def decay_weights(T: int, decay: float, like: torch.Tensor) -> torch.Tensor:
+    """[T] weights decay^(T−1−t) of the membrane readout, in ``like``'s dtype and device."""
+    return torch.tensor(float(decay), dtype=like.dtype, device=like.device) ** torch.arange(
+        T - 1, -1, -1, dtype=like.dtype, device=like.device)
+
+
 def vote(x: torch.Tensor, voters: int) -> torch.Tensor:
     """[T, N, K·voters] → scores [N, K]: per-step group mean, then mean over time (as TCJASNN)."""
     return x.reshape(*x.shape[:-1], -1, voters).mean(-1).mean(0)
@@ -209,6 +230,11 @@ SEMANTICS: dict[type, Callable] = {
     g.QLinear: lambda n, x, o: Q.qlinear(x, n.weight),
     g.QCubaLIF: lambda n, x, o: Q.qcuba(n, x),
     g.QGate: lambda n, x, o: Q.gate_fixed(x, _gate_source(n, x, o), n),
+    g.ConvTranspose2d: lambda n, x, o: conv_transpose_window(x, _tensor(n.weight, x), _tensor(n.bias, x), n.stride,
+                                                             n.padding, n.output_padding),
+    g.Unflatten: lambda n, x, o: x.reshape(*x.shape[:2], *n.shape),
+    g.ImageReadout: lambda n, x, o: image_readout(x, n),
+    g.QConvTranspose2d: lambda n, x, o: qconv_transpose(x, n.weight, n.stride, n.padding, n.output_padding),
 }
 
 

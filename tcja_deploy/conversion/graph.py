@@ -491,6 +491,102 @@ class Readout(_Node):
         return FLOAT_BITS
 
 
+def _check_conv_transpose(node) -> None:
+    _array(node, "weight", 4, integer=node.fixed_point)
+    _int(node, "stride", 1)
+    _int(node, "padding", 0)
+    _int(node, "output_padding", 0)
+    if node.output_padding >= node.stride:
+        raise _fail(node, "output_padding", f"must be smaller than the stride {node.stride}, got {node.output_padding}")
+
+
+def _conv_transpose_out(node, in_shape: Shape) -> Shape:
+    _need(node, in_shape, 3, "a (C, H, W)")
+    c, h, w = in_shape
+    ci, co, kh, kw = node.weight.shape
+    if c != ci:
+        raise ConversionError(f"{node.kind} node has weights for {ci} input channels, gets {c}")
+    s, p, op = node.stride, node.padding, node.output_padding
+    out = (co, (h - 1) * s - 2 * p + kh + op, (w - 1) * s - 2 * p + kw + op)
+    if out[1] < 1 or out[2] < 1:
+        raise ConversionError(f"{node.kind} node: a {h}×{w} input gives an empty output")
+    return out
+
+
+@node_type
+@dataclass(frozen=True, eq=False)
+class ConvTranspose2d(_Node):
+    """torch's ``ConvTranspose2d`` (groups 1): ``weight`` [Ci, Co, k, k], ``bias`` [Co] | None, ``stride``,
+    ``padding``, ``output_padding`` (< stride). On Loihi 2 it is one ``Sparse`` synapse (conversion/transposed.py)."""
+
+    weight: np.ndarray
+    bias: Optional[np.ndarray] = None
+    stride: int = 1
+    padding: int = 0
+    output_padding: int = 0
+    kind: ClassVar[str] = "conv_transpose2d"
+    category: ClassVar[str] = "synapse"
+
+    def __post_init__(self):
+        _check_conv_transpose(self)
+        _check_bias(self, self.weight.shape[1])
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        return _conv_transpose_out(self, in_shape)
+
+
+@node_type
+@dataclass(frozen=True, eq=False)
+class Unflatten(_Node):
+    """``[T, N, C·H·W] → [T, N, C, H, W]`` (C-major, the inverse of ``flatten``); ``shape`` = (C, H, W)."""
+
+    shape: tuple[int, ...]
+    kind: ClassVar[str] = "unflatten"
+    category: ClassVar[str] = "reshape"
+
+    def __post_init__(self):
+        _shape(self, "shape")
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        if int(np.prod(in_shape)) != int(np.prod(self.shape)):
+            raise ConversionError(f"unflatten node: {list(in_shape)} does not hold {list(self.shape)}")
+        return self.shape
+
+    def emitted_bits(self) -> Optional[int]:
+        return None
+
+
+@node_type
+@dataclass(frozen=True, eq=False)
+class ImageReadout(_Node):
+    """The spiking VAE's image on the host: ``tanh(Σ_t decay^(T−1−t)·(convT(input_scale·x_t) + bias))`` →
+    images [N, Co, H', W'] (no time axis), float64. ``weight`` [Ci, Co, k, k] as ``conv_transpose2d``."""
+
+    weight: np.ndarray
+    bias: Optional[np.ndarray] = None
+    stride: int = 1
+    padding: int = 0
+    output_padding: int = 0
+    decay: float = 0.8
+    input_scale: float = 1.0
+    host: bool = True
+    kind: ClassVar[str] = "image_readout"
+    category: ClassVar[str] = "host"
+
+    def __post_init__(self):
+        _check_conv_transpose(self)
+        _check_bias(self, self.weight.shape[1])
+        _float(self, "decay", 0.0, 1.0)
+        _float(self, "input_scale", 0.0, open_lo=True)
+        _bool(self, "host")
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        return _conv_transpose_out(self, in_shape)
+
+    def emitted_bits(self) -> Optional[int]:
+        return FLOAT_BITS
+
+
 @node_type
 @dataclass(frozen=True, eq=False)
 class Vote(_Node):
@@ -589,6 +685,30 @@ class QLinear(_Node):
 
 @node_type
 @dataclass(frozen=True, eq=False)
+class QConvTranspose2d(_Node):
+    """Integer transposed-conv weights [Ci, Co, k, k] (even, in [−256, 254]); on Loihi 2 one ``Sparse``
+    synapse holding exactly these weights (conversion/transposed.py); sums are not wrapped (as Dense)."""
+
+    weight: np.ndarray
+    stride: int = 1
+    padding: int = 0
+    output_padding: int = 0
+    scale: float = 1.0
+    input_scale: float = 1.0
+    kind: ClassVar[str] = "q_conv_transpose2d"
+    category: ClassVar[str] = "synapse"
+    fixed_point: ClassVar[bool] = True
+
+    def __post_init__(self):
+        _check_conv_transpose(self)
+        _check_qweight(self)
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        return _conv_transpose_out(self, in_shape)
+
+
+@node_type
+@dataclass(frozen=True, eq=False)
 class QCubaLIF(_Node):
     """Loihi 2 CUBA in integers: 12-bit decays (×4096), threshold ``vth_mant`` (v > vth_mant·2⁶ spikes),
     v-bias ``bias_mant`` (added as bias_mant·2⁶); float threshold = vth_mant / scale."""
@@ -679,7 +799,7 @@ class QGate(_Node):
 
 
 Node = Union[Input, Conv2d, Linear, BatchNorm, LIF, CubaLIF, MaxPool, AvgPool, Flatten, Dropout, TCJA, Gate, Readout,
-             Vote, QInput, QConv2d, QLinear, QCubaLIF, QGate]
+             Vote, QInput, QConv2d, QLinear, QCubaLIF, QGate, ConvTranspose2d, Unflatten, ImageReadout, QConvTranspose2d]
 
 
 def host_nodes(graph: "Graph") -> list[str]:

@@ -49,12 +49,15 @@ def fold_batchnorm(graph: g.Graph) -> g.Graph:
         if not isinstance(node, g.BatchNorm):
             out.append((name, node))
             continue
-        if not out or not isinstance(out[-1][1], (g.Conv2d, g.Linear)):
+        if not out or not isinstance(out[-1][1], (g.Conv2d, g.Linear, g.ConvTranspose2d)):
             prev = out[-1][1].kind if out else "nothing"
             raise ConversionError(f"node {name!r} (batchnorm) follows {prev}, not a conv2d or linear: cannot fold it")
         pname, syn = out[-1]
         scale = np.asarray(node.weight, np.float64) / np.sqrt(np.asarray(node.var, np.float64) + node.eps)
-        w = np.asarray(syn.weight, np.float64) * scale.reshape(-1, *([1] * (syn.weight.ndim - 1)))
+        if isinstance(syn, g.ConvTranspose2d):  # [Ci, Co, k, k]: output channels on axis 1
+            w = np.asarray(syn.weight, np.float64) * scale.reshape(1, -1, 1, 1)
+        else:
+            w = np.asarray(syn.weight, np.float64) * scale.reshape(-1, *([1] * (syn.weight.ndim - 1)))
         b0 = np.zeros_like(scale) if syn.bias is None else np.asarray(syn.bias, np.float64)
         b = (b0 - np.asarray(node.mean, np.float64)) * scale + np.asarray(node.bias, np.float64)
         out[-1] = (pname, g.evolve(syn, weight=w, bias=b))
@@ -168,7 +171,7 @@ def lif_to_cuba(graph: g.Graph) -> g.Graph:
             out.append((name, node))
             continue
         prev = out[-1] if out else None
-        if prev is None or not isinstance(prev[1], (g.Conv2d, g.Linear)):
+        if prev is None or not isinstance(prev[1], (g.Conv2d, g.Linear, g.ConvTranspose2d)):
             raise ConversionError(f"node {name!r} (lif) follows {prev[1].kind if prev else 'nothing'}; "
                                   f"Loihi neurons need a conv2d or linear synapse before them")
         du, dv = 1.0 / node.tau_syn, 1.0 / node.tau_mem
@@ -290,7 +293,9 @@ def quantize_synapse_neuron(syn: g.Node, neuron: g.CubaLIF, input_scale: float, 
     if neuron.bias is not None and np.abs(neuron.bias).max() > 0:
         limits["bias"] = BIAS_MAX / float(np.abs(neuron.bias).max())
     if u_max is None:  # worst case over input values in [0, input_max·input_scale]
-        wf = w.reshape(w.shape[0], -1)
+        # per output channel (a transposed conv's [Ci, Co, k, k] has them on axis 1): all its taps, a bound
+        wf = (w.swapaxes(0, 1) if isinstance(syn, g.ConvTranspose2d) else w).reshape(w.shape[1 if isinstance(
+            syn, g.ConvTranspose2d) else 0], -1)
         u_max = max(np.clip(wf, 0, None).sum(1).max(), -np.clip(wf, None, 0).sum(1).min()) \
             * input_max * input_scale / neuron.du
     b_max = 0.0 if neuron.bias is None else float(np.abs(neuron.bias).max())
@@ -306,7 +311,10 @@ def quantize_synapse_neuron(syn: g.Node, neuron: g.CubaLIF, input_scale: float, 
     bias_mant = None
     if neuron.bias is not None:
         bias_mant = np.clip(np.round(np.asarray(neuron.bias) * beta), -BIAS_MAX - 1, BIAS_MAX).astype(np.int32)
-    if isinstance(syn, g.Conv2d):
+    if isinstance(syn, g.ConvTranspose2d):
+        qsyn = g.QConvTranspose2d(w_int, stride=syn.stride, padding=syn.padding, output_padding=syn.output_padding,
+                                  scale=beta, input_scale=input_scale)
+    elif isinstance(syn, g.Conv2d):
         qsyn = g.QConv2d(w_int, stride=syn.stride, padding=syn.padding, groups=syn.groups, role=syn.role,
                          scale=beta, input_scale=input_scale)
     else:
@@ -350,7 +358,7 @@ def quantize_loihi2(graph: g.Graph, calibration: Optional[dict] = None, gate_pay
             scale, bits = q.scale, q.payload_bits
             xmax = 1.0 if bits == 0 else float((1 << bits) - 1)
             i += 1
-        elif isinstance(node, (g.Conv2d, g.Linear)):
+        elif isinstance(node, (g.Conv2d, g.Linear, g.ConvTranspose2d)):
             nxt = items[i + 1] if i + 1 < len(items) else (None, None)
             if not isinstance(nxt[1], g.CubaLIF):
                 raise ConversionError(f"node {name!r} ({node.kind}) is not followed by a cuba_lif neuron; "
@@ -391,11 +399,11 @@ def quantize_loihi2(graph: g.Graph, calibration: Optional[dict] = None, gate_pay
                                       placement=gate_placement)))
             bits, xmax = q.payload_bits, float(q.payload_max)
             i += 1
-        elif isinstance(node, g.Readout):  # host side: float weights on the payloads' float value
+        elif isinstance(node, (g.Readout, g.ImageReadout)):  # host side: float weights on the payloads' float value
             out.append((name, g.evolve(node, input_scale=float(scale) * float(node.input_scale))))
             scale, bits, xmax = 1.0, 32, 1.0
             i += 1
-        elif isinstance(node, (g.Flatten, g.Vote)):
+        elif isinstance(node, (g.Flatten, g.Unflatten, g.Vote)):
             out.append((name, node))
             i += 1
         else:

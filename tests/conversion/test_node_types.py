@@ -39,6 +39,11 @@ EXAMPLES = {
     "q_linear": (g.QLinear(np.full((5, 8), -4, np.int32)), (8,), (5,)),
     "q_cuba_lif": (g.QCubaLIF(4096, 2048, 100, np.zeros(2, np.int32)), (2, 4, 4), (2, 4, 4)),
     "q_gate": (g.QGate(T, 2, 4, 4, "window", 8, 2.0 ** -8, _QGATE), (2, 4, 4), (2, 4, 4)),
+    "conv_transpose2d": (g.ConvTranspose2d(np.ones((2, 3, 3, 3)), np.zeros(3), stride=2, padding=1, output_padding=1),
+                         (2, 4, 4), (3, 8, 8)),
+    "q_conv_transpose2d": (g.QConvTranspose2d(np.full((2, 3, 3, 3), 2, np.int32), padding=1), (2, 4, 4), (3, 4, 4)),
+    "unflatten": (g.Unflatten((2, 2, 2)), (8,), (2, 2, 2)),
+    "image_readout": (g.ImageReadout(np.ones((2, 1, 3, 3)), np.zeros(1), padding=1), (2, 4, 4), (1, 4, 4)),
 }
 
 
@@ -57,7 +62,8 @@ def test_output_shape_matches_what_the_node_computes(kind):
     if kind in ("q_cuba_lif",):
         x = (x * 300).to(torch.int64)
     y = run_node(node, x)
-    assert tuple(y.shape[2:]) == out_shape if kind != "vote" else tuple(y.shape[1:]) == out_shape
+    assert tuple(y.shape[2:]) == out_shape if kind not in ("vote", "image_readout") else \
+        tuple(y.shape[1:]) == out_shape
 
 
 @pytest.mark.parametrize("kind", sorted(EXAMPLES))
