@@ -64,9 +64,10 @@ def candidate_folders(data_dir: Path) -> list[Path]:
     return [data_dir / "FashionMNIST" / "raw", data_dir / "FashionMNIST", data_dir / "fashion_mnist", data_dir]
 
 
-def find_files(data_dir: Path) -> dict[str, tuple[Path, Path]] | None:
-    """Paths of the four files in the first candidate folder holding all four (plain name before ``.gz``)."""
-    for folder in candidate_folders(data_dir):
+def find_files(data_dir: Path, folders: list[Path] | None = None) -> dict[str, tuple[Path, Path]] | None:
+    """Paths of the four files in the first of ``folders`` (default :func:`candidate_folders`) holding all four
+    (plain name before ``.gz``). MNIST's files have the same names (:mod:`tcja_deploy.data.image_sets`)."""
+    for folder in (candidate_folders(data_dir) if folders is None else folders):
         found: dict[str, tuple[Path, Path]] = {}
         for split, pair in file_names().items():
             paths = []

@@ -101,16 +101,7 @@ def mnist_folders(data_dir: Path) -> list[Path]:
 
 def _find_mnist(data_dir: Path) -> dict[str, tuple[Path, Path]] | None:
     """MNIST's files (the same four names as Fashion-MNIST's) in the first folder that holds all four."""
-    for folder in mnist_folders(data_dir):
-        found = {}
-        for split, pair in fashion_mnist.file_names().items():
-            paths = [next((p for p in (folder / n, folder / f"{n}.gz") if p.is_file()), None) for n in pair]
-            if None in paths:
-                break
-            found[split] = (paths[0], paths[1])
-        if len(found) == 2:
-            return found  # type: ignore[return-value]
-    return None
+    return fashion_mnist.find_files(data_dir, mnist_folders(data_dir))
 
 
 def _download_torchvision(dataset_class: str, data_dir: Path, title: str, **kwargs) -> None:

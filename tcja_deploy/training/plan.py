@@ -85,8 +85,8 @@ def stranded(run_dir: Path) -> bool:
         (run_dir / name).exists() for name in (STATE_FILE, checkpoint.MODEL_FILE, checkpoint.METRICS_FILE))
 
 
-def _check_free(run_dir: Path) -> None:
-    """``--out`` holds no run (a run that completed no epoch is taken over, see :func:`stranded`)."""
+def check_free(run_dir: Path) -> None:
+    """A new run may write ``run_dir``: ``--out`` holds no run (a run that completed no epoch is taken over, see :func:`stranded`)."""
     outputs.check_out_dir(run_dir, "run")
     names = [n for n in RUN_FILES if not (n == checkpoint.CONFIG_FILE and stranded(run_dir))]
     taken = [name for name in names if (run_dir / name).exists()]
@@ -139,7 +139,7 @@ def _prepare_new(config: TrainConfig, device: torch.device) -> RunPlan:
     config = resolve(config)
     preset = load_preset(config.preset, config.T)  # type: ignore[arg-type]
     run_dir = Path(config.out) if config.out else default_run_dir(preset.model.preset)
-    _check_free(run_dir)
+    check_free(run_dir)
     model = reference_recipe(preset).apply(preset.model) if config.recipe == "reference" else preset.model
     model = with_attention(model, bool(config.causal), str(config.gate_function))
     check_memory(model, int(config.batch_size), device)  # type: ignore[arg-type]
@@ -148,12 +148,29 @@ def _prepare_new(config: TrainConfig, device: torch.device) -> RunPlan:
     return RunPlan(config=config, device=device, model_config=model_config, data=data, run_dir=run_dir)
 
 
-def _prepare_resume(config: TrainConfig, device: torch.device) -> RunPlan:
+def resume_dir(config: TrainConfig) -> Path:
+    """The run directory of ``--resume``: it exists, and ``--out`` (if given) names the same folder."""
     run_dir = Path(config.resume)  # type: ignore[arg-type]
     if not run_dir.is_dir():
         raise UserError(f"--resume {run_dir}: run directory not found")
     if config.out is not None and Path(config.out).resolve() != run_dir.resolve():
         raise UserError(f"--out {config.out}: a resumed run continues in its own directory ({run_dir}); drop --out")
+    return run_dir
+
+
+def check_state_belongs(state: TrainState, saved: TrainConfig, epochs: int, run_dir: Path) -> None:
+    """The checkpoint was written by the run of ``saved`` (config.json) and its epoch count is consistent."""
+    in_state = TrainConfig.from_dict(state.config, source=str(run_dir / STATE_FILE))
+    if any(getattr(in_state, name) != getattr(saved, name) for name in RUN_FIELDS):
+        raise UserError(f"{run_dir / STATE_FILE}: checkpoint belongs to another run than "
+                        f"{run_dir / checkpoint.CONFIG_FILE}")
+    if state.epoch > epochs or len(state.history) != state.epoch:
+        raise UserError(f"{run_dir / STATE_FILE}: inconsistent checkpoint (epoch {state.epoch}, "
+                        f"{len(state.history)} history entries, {epochs} epochs planned)")
+
+
+def _prepare_resume(config: TrainConfig, device: torch.device) -> RunPlan:
+    run_dir = resume_dir(config)
     config_path = run_dir / checkpoint.CONFIG_FILE
     model_config, saved_dict = checkpoint.load_run_config(run_dir)
     saved = TrainConfig.from_dict(saved_dict, source=str(config_path))
@@ -163,12 +180,7 @@ def _prepare_resume(config: TrainConfig, device: torch.device) -> RunPlan:
                         f"{merged.preset!r}")
     state = load_train_state(run_dir / STATE_FILE)
     _check_state_fits(state, model_config, run_dir / STATE_FILE)
-    in_state = TrainConfig.from_dict(state.config, source=str(run_dir / STATE_FILE))
-    if any(getattr(in_state, name) != getattr(saved, name) for name in RUN_FIELDS):
-        raise UserError(f"{run_dir / STATE_FILE}: checkpoint belongs to another run than {config_path}")
-    if state.epoch > (merged.epochs or 0) or len(state.history) != state.epoch:
-        raise UserError(f"{run_dir / STATE_FILE}: inconsistent checkpoint (epoch {state.epoch}, "
-                        f"{len(state.history)} history entries, {merged.epochs} epochs planned)")
+    check_state_belongs(state, saved, merged.epochs or 0, run_dir)
     preset = load_preset(merged.preset, merged.T)  # type: ignore[arg-type]
     data, model_config = _load_data(merged, model_config, dataset_name(preset, merged.encoding), resumed=True)
     merged = replace(merged, out=str(run_dir), device=str(device), resume=None)

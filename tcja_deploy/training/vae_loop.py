@@ -25,17 +25,17 @@ import torch
 from torch.utils.data import Subset, TensorDataset
 from tqdm import tqdm
 
-from tcja_deploy import atomic, outputs
+from tcja_deploy import atomic
 from tcja_deploy.errors import UserError
 from tcja_deploy.models.presets.vae import VAEPreset, get_vae_preset, is_vae_preset
 from tcja_deploy.models.vae import SpikingVAE, VAEConfig, scheduled_p, vae_loss
 from tcja_deploy.training import checkpoint
-from tcja_deploy.training.config import RUN_FIELDS, TrainConfig, merge_resumed, validate
+from tcja_deploy.training.config import TrainConfig, merge_resumed, validate
 from tcja_deploy.training.data import limit
 from tcja_deploy.training.lock import run_lock
 from tcja_deploy.training.loop import (Log, _clean_stale_temporaries, _remove_unfinished, _stderr, deterministic,
                                        epoch_seed, peak_memory, seed_everything, write_metrics_lines)
-from tcja_deploy.training.plan import RUN_FILES, default_run_dir, resolve_device, stranded
+from tcja_deploy.training.plan import check_free, check_state_belongs, default_run_dir, resolve_device, resume_dir
 from tcja_deploy.training.state import STATE_FILE, TrainState, check_optimizer_state, load_train_state, save_train_state
 from tcja_deploy.training.vae_run import load_vae_config, save_vae_config
 
@@ -106,24 +106,12 @@ def load_images(vae: VAEConfig, config: TrainConfig) -> tuple[torch.Tensor, torc
     return splits[0], splits[1]
 
 
-def _check_free(run_dir: Path) -> None:
-    outputs.check_out_dir(run_dir, "run")
-    taken = [n for n in RUN_FILES if (run_dir / n).exists() and not (n == checkpoint.CONFIG_FILE and stranded(run_dir))]
-    if taken:
-        raise UserError(f"--out {run_dir}: already holds a run ({taken[0]}); continue it with --resume {run_dir} "
-                        f"or choose another --out")
-
-
 def prepare_vae(config: TrainConfig) -> VAEPlan:
     """Validate a new or resumed VAE run and load its data; writes nothing."""
     device = resolve_device(config.device)
     state = None
     if config.resume:
-        run_dir = Path(config.resume)
-        if not run_dir.is_dir():
-            raise UserError(f"--resume {run_dir}: run directory not found")
-        if config.out is not None and Path(config.out).resolve() != run_dir.resolve():
-            raise UserError(f"--out {config.out}: a resumed run continues in its own directory ({run_dir}); drop --out")
+        run_dir = resume_dir(config)
         config_path = run_dir / checkpoint.CONFIG_FILE
         saved_vae, saved_dict = load_vae_config(run_dir)
         saved = TrainConfig.from_dict(saved_dict, source=str(config_path))
@@ -134,17 +122,12 @@ def prepare_vae(config: TrainConfig) -> VAEPlan:
         model = SpikingVAE(vae)
         checkpoint.check_state_matches(model, state.model, run_dir / STATE_FILE)
         check_optimizer_state(state.optimizer, model, run_dir / STATE_FILE)
-        in_state = TrainConfig.from_dict(state.config, source=str(run_dir / STATE_FILE))
-        if any(getattr(in_state, name) != getattr(saved, name) for name in RUN_FIELDS):
-            raise UserError(f"{run_dir / STATE_FILE}: checkpoint belongs to another run than {config_path}")
-        if state.epoch > int(config.epochs) or len(state.history) != state.epoch:  # type: ignore[arg-type]
-            raise UserError(f"{run_dir / STATE_FILE}: inconsistent checkpoint (epoch {state.epoch}, "
-                            f"{len(state.history)} history entries, {config.epochs} epochs planned)")
+        check_state_belongs(state, saved, int(config.epochs), run_dir)  # type: ignore[arg-type]
     else:
         config, preset, vae = resolve_vae(config)
         run_dir = Path(config.out) if config.out else default_run_dir(str(config.preset) + ("-no-tcja" if config.no_tcja
                                                                                               else ""))
-        _check_free(run_dir)
+        check_free(run_dir)
     train, test = load_images(vae, config)
     config = replace(config, out=str(run_dir), device=str(device), resume=None)
     return VAEPlan(config=config, preset=preset, device=device, vae=vae, train_images=train, test_images=test,
