@@ -141,12 +141,29 @@ def _batches(images: torch.Tensor, batch_size: int, order: torch.Tensor | None =
         yield images[idx[start: start + batch_size]]
 
 
+class LossMeans:
+    """Sample-weighted means of the loss terms (``loss``, ``reconstruction``, ``distance``) over batches."""
+
+    TERMS = ("loss", "reconstruction", "distance")
+
+    def __init__(self) -> None:
+        self.sums, self.seen = dict.fromkeys(self.TERMS, 0.0), 0
+
+    def add(self, losses: dict[str, torch.Tensor], n: int) -> None:
+        for key in self.TERMS:
+            self.sums[key] += float(losses[key]) * n
+        self.seen += n
+
+    def means(self) -> dict[str, float]:
+        return {key: value / max(self.seen, 1) for key, value in self.sums.items()}
+
+
 def train_epoch(model: SpikingVAE, images: torch.Tensor, optimizer: torch.optim.Optimizer, *, batch_size: int,
                 p: float, loss_name: str, device: torch.device, generator: torch.Generator, progress: bool,
                 desc: str) -> dict[str, float]:
     """One pass over ``images`` [N, C, H, W] in a random order; mean loss terms over samples."""
     model.train()
-    sums, seen = {"loss": 0.0, "reconstruction": 0.0, "distance": 0.0}, 0
+    meter = LossMeans()
     order = torch.randperm(len(images), generator=generator)
     n_batches = -(-len(images) // batch_size)
     bar = tqdm(_batches(images, batch_size, order), total=n_batches, desc=desc, leave=False, disable=not progress,
@@ -158,11 +175,10 @@ def train_epoch(model: SpikingVAE, images: torch.Tensor, optimizer: torch.optim.
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         optimizer.step()
-        for key in sums:
-            sums[key] += float(losses[key]) * len(batch)
-        seen += len(batch)
-        bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}", mse=f"{sums['reconstruction'] / seen:.4f}")
-    return {key: value / max(seen, 1) for key, value in sums.items()}
+        meter.add(losses, len(batch))
+        means = meter.means()
+        bar.set_postfix(loss=f"{means['loss']:.4f}", mse=f"{means['reconstruction']:.4f}")
+    return meter.means()
 
 
 @torch.no_grad()
@@ -171,15 +187,12 @@ def evaluate(model: SpikingVAE, images: torch.Tensor, *, batch_size: int, loss_n
     """Mean loss terms over ``images`` in eval mode (posterior draws seeded by ``seed``: the same every epoch)."""
     model.eval()
     torch.manual_seed(seed)
-    sums, seen = {"loss": 0.0, "reconstruction": 0.0, "distance": 0.0}, 0
+    meter = LossMeans()
     for batch in _batches(images, batch_size):
         batch = batch.to(device)
         out = model(batch)
-        losses = vae_loss(batch, out["recon"], out["q_z"], out["p_z"], loss_name)
-        for key in sums:
-            sums[key] += float(losses[key]) * len(batch)
-        seen += len(batch)
-    return {key: value / max(seen, 1) for key, value in sums.items()}
+        meter.add(vae_loss(batch, out["recon"], out["q_z"], out["p_z"], loss_name), len(batch))
+    return meter.means()
 
 
 def summarize(plan: VAEPlan, history: list[dict[str, Any]]) -> dict[str, Any]:
