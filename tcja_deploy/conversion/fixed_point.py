@@ -112,7 +112,7 @@ def _power_of_two_divisor(keep: float) -> Optional[int]:
 def _currents(a: torch.Tensor, keep_u: float, wrap: bool) -> torch.Tensor:
     """u of every step, [T, N, ...] float64: u_t = wrap(trunc(u_{t−1}·keep_u) + 64·a_t), wrapping only when
     ``wrap`` (the caller's bound says it can act)."""
-    drive = a.to(torch.float64).mul_(L.WEIGHT_SCALE)
+    drive = a.to(torch.float64, copy=True).mul_(L.WEIGHT_SCALE)  # copy: never scale the caller's sums
     if keep_u == 0.0:
         return _wrap_current_(drive) if wrap else drive
     u = torch.zeros_like(drive[0])
