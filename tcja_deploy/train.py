@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "neuro-core gate computes (train for what the chip does)")
     p.add_argument("--no-tcja", action="store_true",
                    help="vae_* presets: the same spiking VAE without TCJA layers (the ablation)")
+    p.add_argument("--tcja-blocks", metavar="LIST",
+                   help="vae_* presets: the blocks followed by TCJA, comma-separated, e.g. enc0,enc1,dec3 "
+                        "(default: every conv block of encoder and decoder)")
     p.add_argument("--sync-bn", action="store_true",
                    help="distributed runs: BatchNorm statistics over all ranks (SyncBatchNorm, CUDA only)")
     return p
@@ -84,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
               f"({metrics['seconds']:.0f} s on {metrics['device']}); run: {metrics['run_dir']}; "
               f"next: python -m tcja_deploy.generate --run {metrics['run_dir']} --out DIR")
         return 0
-    if config.no_tcja:
-        raise UserError("--no-tcja: applies to the spiking-VAE presets (vae_*) only")
+    if config.no_tcja or config.tcja_blocks is not None:
+        flag = "--no-tcja" if config.no_tcja else "--tcja-blocks"
+        raise UserError(f"{flag}: applies to the spiking-VAE presets (vae_*) only")
     from tcja_deploy.training.loop import train
 
     metrics = train(config)

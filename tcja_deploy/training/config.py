@@ -24,7 +24,7 @@ ENCODINGS = {"events": "digits-events", "images": "digits-images"}
 
 # Fields that define what a run computes. On --resume they must agree with the saved run (when given).
 RUN_FIELDS = ("preset", "epochs", "batch_size", "lr", "T", "loss", "seed", "augment", "encoding", "max_samples",
-              "recipe", "drop_last", "causal", "gate_function", "no_tcja")
+              "recipe", "drop_last", "causal", "gate_function", "no_tcja", "tcja_blocks")
 # Fields that only say how to run (where the data lives, which device, ...): free to change on --resume.
 RUNTIME_FIELDS = ("data_dir", "device", "amp", "compile", "out", "resume", "workers", "download", "sync_bn")
 
@@ -58,6 +58,7 @@ class TrainConfig:
         drop_last: drop the last incomplete training batch; None → the recipe's (ours: keep it).
         sync_bn: BatchNorm statistics over all ranks (``torch.nn.SyncBatchNorm``; CUDA only) in distributed runs.
         no_tcja: spiking-VAE presets: the same network without its TCJA layers (the ablation).
+        tcja_blocks: spiking-VAE presets: comma-separated blocks followed by TCJA (``enc0``…, ``dec0``…); None → all.
     """
 
     preset: str | None = None
@@ -84,6 +85,7 @@ class TrainConfig:
     causal: bool = False
     gate_function: str = "sigmoid"
     no_tcja: bool = False
+    tcja_blocks: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -78,11 +78,19 @@ def resolve_vae(config: TrainConfig) -> tuple[TrainConfig, VAEPreset, VAEConfig]
         raise UserError(f"--preset {config.preset!r}: {e}") from None
     config = replace(config, epochs=config.epochs or preset.epochs, batch_size=config.batch_size or preset.batch_size,
                      lr=config.lr or preset.lr, T=preset.model.T, loss=config.loss or preset.loss)
+    blocks = preset.model.tcja_blocks
+    if config.tcja_blocks is not None:
+        if config.no_tcja:
+            raise UserError("--tcja-blocks: contradicts --no-tcja; give one of them")
+        blocks = tuple(b.strip() for b in config.tcja_blocks.split(",") if b.strip())
+        if not blocks:
+            raise UserError(f"--tcja-blocks {config.tcja_blocks!r}: name at least one block (or use --no-tcja)")
     try:
-        vae = replace(preset.model, use_tcja=not config.no_tcja, causal=bool(config.causal),
+        vae = replace(preset.model, use_tcja=not config.no_tcja, tcja_blocks=blocks, causal=bool(config.causal),
                       gate_function=str(config.gate_function))
     except ValueError as e:
-        raise UserError(f"--preset {config.preset}: {e}") from None
+        raise UserError(f"--tcja-blocks {config.tcja_blocks}: {e}" if config.tcja_blocks is not None
+                        else f"--preset {config.preset}: {e}") from None
     return config, preset, vae
 
 
@@ -125,8 +133,9 @@ def prepare_vae(config: TrainConfig) -> VAEPlan:
         check_state_belongs(state, saved, int(config.epochs), run_dir)  # type: ignore[arg-type]
     else:
         config, preset, vae = resolve_vae(config)
-        run_dir = Path(config.out) if config.out else default_run_dir(str(config.preset) + ("-no-tcja" if config.no_tcja
-                                                                                              else ""))
+        suffix = "-no-tcja" if config.no_tcja else ("-tcja-" + "-".join(vae.attention_blocks)
+                                                     if config.tcja_blocks is not None else "")
+        run_dir = Path(config.out) if config.out else default_run_dir(str(config.preset) + suffix)
         check_free(run_dir)
     train, test = load_images(vae, config)
     config = replace(config, out=str(run_dir), device=str(device), resume=None)

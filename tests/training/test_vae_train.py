@@ -69,6 +69,14 @@ def test_no_tcja_is_the_same_network_without_attention(tmp_path, tiny_preset):
     assert not any("tcja" in name for name in model.state_dict())
 
 
+def test_tcja_blocks_choose_where_attention_goes(tmp_path, tiny_preset):
+    metrics = train_vae(TrainConfig(preset=tiny_preset, out=str(tmp_path / "r"), max_samples=8, epochs=1,
+                                    tcja_blocks="enc1, dec3"), **quiet())
+    assert metrics["tcja_blocks"] == ["enc1", "dec3"]
+    model, _ = load_vae(tmp_path / "r")
+    assert sorted({n.split(".tcja.")[0] for n in model.state_dict() if ".tcja." in n}) == ["decoder.3", "encoder.1"]
+
+
 def test_cli_trains_and_refuses_bad_input(tmp_path, tiny_preset, capsys):
     out = tmp_path / "cli"
     assert train_cli.main(["--preset", tiny_preset, "--out", str(out), "--max-samples", "8", "--epochs", "1"]) == 0
@@ -78,6 +86,10 @@ def test_cli_trains_and_refuses_bad_input(tmp_path, tiny_preset, capsys):
         (["--preset", tiny_preset, "--amp", "--out", str(tmp_path / "x")], "--amp: not available"),
         (["--preset", tiny_preset, "--loss", "mse", "--out", str(tmp_path / "x")], "--loss 'mse'"),
         (["--preset", "digits", "--no-tcja", "--out", str(tmp_path / "x")], "--no-tcja: applies"),
+        (["--preset", "digits", "--tcja-blocks", "enc0", "--out", str(tmp_path / "x")], "--tcja-blocks: applies"),
+        (["--preset", tiny_preset, "--tcja-blocks", "enc7", "--out", str(tmp_path / "x")], "--tcja-blocks enc7"),
+        (["--preset", tiny_preset, "--tcja-blocks", "enc0", "--no-tcja", "--out", str(tmp_path / "x")],
+         "contradicts"),
         (["--resume", str(out), "--epochs", "1", "--no-tcja"], "not --no-tcja"),
         (["--preset", "vae_mnist", "--data-dir", str(tmp_path / "nodata"), "--out", str(tmp_path / "x")],
          "MNIST not found"),
