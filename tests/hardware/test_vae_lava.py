@@ -15,11 +15,18 @@ pytest.importorskip("lava")
 from tcja_deploy.hardware.vae_lava import compare_decoder, decoder_lags, run_decoder_lava  # noqa: E402
 
 
-def test_lava_decoder_equals_the_emulator_on_every_layer():
+@pytest.fixture(scope="module")
+def decoder_on_lava():
+    """A tiny quantized decoder, three latent trains and one Lava run of them (shared: Lava takes ~30 s)."""
     model = tiny_vae(seed=0)
     q = V.quantize_decoder(V.convert_decoder(model), latents(4, 64, 6, seed=4))
     z = latents(4, 3, 6, seed=11)
-    result = compare_decoder(q, z)
+    return q, z, run_decoder_lava(q, z)
+
+
+def test_lava_decoder_equals_the_emulator_on_every_layer(decoder_on_lava):
+    q, z, lava = decoder_on_lava
+    result = compare_decoder(q, z, lava=lava)
     assert set(result["layers"]) == {"from_latent.lif", "dec0.lif", "dec0.tcja_gate", "dec1.lif", "dec1.tcja_gate"}
     for name, layer in result["layers"].items():
         assert layer["events"] > 0, name  # every layer is active: equality is not 0 == 0
@@ -30,12 +37,9 @@ def test_lava_decoder_equals_the_emulator_on_every_layer():
     assert lags["from_latent.lif"] == 2 and lags["dec0.lif"] == 3 and lags["dec0.tcja_gate"] == 3 + 4 + 8
 
 
-def test_a_changed_integer_shows_up_as_a_difference():
-    """The comparison can fail: Lava run on a graph whose first synapse differs from the emulator's."""
-    model = tiny_vae(seed=0)
-    q = V.quantize_decoder(V.convert_decoder(model), latents(4, 64, 6, seed=4))
-    z = latents(4, 2, 6, seed=12)
-    lava = run_decoder_lava(q, z)
+def test_a_changed_integer_shows_up_as_a_difference(decoder_on_lava):
+    """The comparison can fail: the same Lava run against an emulator whose first synapse differs."""
+    q, z, lava = decoder_on_lava
     w = q.nodes["from_latent"].weight.copy()
     w[:, :] = 254
     other = q.replace({**q.nodes, "from_latent": type(q.nodes["from_latent"])(w)})
