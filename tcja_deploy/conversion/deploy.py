@@ -52,7 +52,7 @@ from tcja_deploy.conversion import fidelity as F
 from tcja_deploy.conversion import gate_math, netx_export, onnx_export
 from tcja_deploy.conversion import graph as g
 from tcja_deploy.conversion.build import build_graph, load_run
-from tcja_deploy.conversion.execute import scores_of_graph
+from tcja_deploy.conversion.execute import auto_batch_size, bytes_per_sample, scores_of_graph
 from tcja_deploy.conversion.graph import ConversionError
 from tcja_deploy.conversion.layers import latency_steps, plan_timing
 from tcja_deploy.conversion.targets import Target, get_target, run_passes
@@ -249,7 +249,8 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
 
         # ---- fidelity
         t = time.perf_counter()
-        float_scores = F.scores_of(model, x_test, device=device)
+        batch = auto_batch_size(float_graph)  # float passes in batches that fit memory (1 at dvs128 size)
+        float_scores = F.scores_of(model, x_test, batch_size=batch, device=device)
         fid["float"] = {"accuracy": F.accuracy(float_scores, y_test), "samples": int(len(y_test))}
         seconds["float_model"] = time.perf_counter() - t
 
@@ -271,8 +272,11 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
                     seconds["lava"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        onnx = onnx_export.check_onnx_against(tmp / "model.onnx", model, float_scores, x_test)
-        onnx["module_vs_torch"] = onnx_export.check_module(onnx_graph, model, x_test)
+        n_onnx, onnx_reason = onnx_check_samples(float_graph, x_test.shape[1])
+        onnx = onnx_export.check_onnx_against(tmp / "model.onnx", model, float_scores[:n_onnx], x_test[:, :n_onnx],
+                                              batch_size=batch)
+        onnx["module_vs_torch"] = onnx_export.check_module(onnx_graph, model, x_test[:, :n_onnx], batch_size=batch)
+        onnx["samples_reason"] = onnx_reason
         fid["onnx"] = onnx
         seconds["onnx_check"] = time.perf_counter() - t
         fid["targets_met"] = F.targets_met(fid)
@@ -282,6 +286,22 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
         (tmp / "fidelity.json").write_text(json.dumps(fid, indent=2, allow_nan=False) + "\n")
         outputs.write_marker(tmp, "deploy")  # last: readers take only a complete deploy directory
     return fid
+
+
+#: ONNX and module checks of a network whose float pass takes more than ONNX_FULL_CHECK_BYTES a sample run on the
+#: first ONNX_CHECK_SAMPLES test samples: their question (does the exported file compute the model?) does not
+#: need the whole test set, and at dvs128_gesture's size each sample costs three more float passes.
+ONNX_FULL_CHECK_BYTES = 64 << 20
+ONNX_CHECK_SAMPLES = 16
+
+
+def onnx_check_samples(float_graph, n_test: int) -> tuple[int, str]:
+    """(samples, reason): how many test samples the ONNX and module checks run on."""
+    per = bytes_per_sample(float_graph)
+    if per <= ONNX_FULL_CHECK_BYTES or n_test <= ONNX_CHECK_SAMPLES:
+        return n_test, "the whole test set"
+    return ONNX_CHECK_SAMPLES, (f"the first {ONNX_CHECK_SAMPLES} of {n_test} test samples: the float pass takes "
+                                f"{per / 2**20:.0f} MiB a sample (> {ONNX_FULL_CHECK_BYTES >> 20} MiB)")
 
 
 def _nan_to_none(v):

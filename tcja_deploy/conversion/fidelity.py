@@ -24,7 +24,7 @@
               "all_layers_identical": bool} | {"error": str, ...} | null,
      "onnx": {"max_abs_diff": float, "predictions_identical": bool, "samples": int, "samples_differing": int,
               "rerun_one_at_a_time": int, "torch_batch_effect": {...same keys} | null,
-              "module_vs_torch": {...same keys}} | null,
+              "module_vs_torch": {...same keys}, "samples_reason": str} | null,
      "targets_met": {name: bool}, "seconds": {stage: float}}
 """
 

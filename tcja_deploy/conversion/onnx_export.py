@@ -63,7 +63,8 @@ def check_onnx(path: Path, torch_scores: np.ndarray, x: torch.Tensor) -> dict:
     return compare(onnx_scores(path, x), torch_scores)
 
 
-def check_onnx_against(path: Path, model: torch.nn.Module, batched_scores: np.ndarray, x: torch.Tensor) -> dict:
+def check_onnx_against(path: Path, model: torch.nn.Module, batched_scores: np.ndarray, x: torch.Tensor,
+                       batch_size: int = 64) -> dict:
     """ONNX (onnxruntime) vs the torch model, like for like.
 
     onnxruntime's result does not depend on the batch; torch's float32 convs round differently with the
@@ -74,7 +75,7 @@ def check_onnx_against(path: Path, model: torch.nn.Module, batched_scores: np.nd
     """
     from tcja_deploy.conversion.fidelity import scores_of
 
-    ours = onnx_scores(path, x)
+    ours = onnx_scores(path, x, batch_size)
     ref = np.array(batched_scores, copy=True)
     disputed = np.flatnonzero(np.abs(ours - ref).max(1) > 1e-6) if ours.size else np.zeros(0, dtype=int)
     if disputed.size:

@@ -44,3 +44,15 @@ def test_disputed_samples_are_rerun_one_at_a_time(tmp_path):
     assert r["torch_batch_effect"]["max_abs_diff"] >= 0.25 - 1e-6
     clean = onnx_export.check_onnx_against(path, model, batched, x)
     assert clean["rerun_one_at_a_time"] == 0 and clean["torch_batch_effect"] is None
+
+
+def test_paper_size_networks_check_onnx_on_a_few_samples(monkeypatch):
+    from tcja_deploy.conversion import deploy
+    from tcja_deploy.conversion.execute import bytes_per_sample
+
+    fg = build_graph(tiny_model())
+    assert deploy.onnx_check_samples(fg, 359) == (359, "the whole test set")
+    monkeypatch.setattr(deploy, "ONNX_FULL_CHECK_BYTES", bytes_per_sample(fg) - 1)  # as if it were paper size
+    n, reason = deploy.onnx_check_samples(fg, 359)
+    assert n == deploy.ONNX_CHECK_SAMPLES < 359 and reason.startswith(f"the first {n} of 359")
+    assert deploy.onnx_check_samples(fg, 5) == (5, "the whole test set")
