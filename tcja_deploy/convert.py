@@ -1,7 +1,8 @@
 """Convert a trained run for a target: ``python -m tcja_deploy.convert --target loihi2 --run RUN --out DEPLOY``.
 
 Writes the deploy directory (graph.json, segment_<k>.net, gate_<k>.npz, model.onnx, fidelity.json;
-see :mod:`tcja_deploy.conversion.deploy`) and prints the fidelity table.
+see :mod:`tcja_deploy.conversion.deploy`) and prints the fidelity table. A spiking-VAE run (``--preset vae_*``)
+gets a VAE deploy directory instead (its decoder; :mod:`tcja_deploy.hardware.vae_convert`, loihi2 only).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
                    help="loihi2: where the TCJA gates run: neurocore (standard Lava processes on neuro cores, "
                         "default) or host (our Python process, in lock-step with the chip)")
     p.add_argument("--device", default="cpu", help="torch device of the float model and the emulator (default cpu)")
+    p.add_argument("--feature-nets", type=Path, metavar="DIR",
+                   help="VAE runs: folder of the feature nets for the FIDs, trained there on first use (default: "
+                        "feature_nets next to the run, as generate uses)")
     return p
 
 
@@ -44,6 +48,20 @@ def check_device(name: str) -> None:
         raise UserError(f"--device {name!r}: CUDA is not available on this machine")
 
 
+def convert_vae_run(args: argparse.Namespace) -> int:
+    """A spiking-VAE run: its decoder for Loihi 2 (neuro-core gates), the VAE deploy directory."""
+    if args.target != "loihi2":
+        raise UserError(f"--run {args.run}: a spiking-VAE run converts for --target loihi2 only, not {args.target!r}")
+    if args.gate != "neurocore":
+        raise UserError(f"--run {args.run}: a spiking-VAE run's gates run on neuro cores only (--gate neurocore)")
+    from tcja_deploy.hardware.vae_convert import convert_vae, format_table
+
+    fid = convert_vae(args.run, args.out, args.lava_samples, args.lava_budget, args.device, args.feature_nets)
+    print(format_table(fid))
+    print(f"wrote {args.out} in {fid['seconds']['total']:.1f} s")
+    return 0
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
@@ -53,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from tcja_deploy.training.vae_run import is_vae_run
 
     if is_vae_run(args.run):
-        raise UserError(f"--run {args.run}: a spiking-VAE run (image generation); convert takes classifier runs "
-                        f"(the VAE's conversion for the chip does not exist yet)")
+        return convert_vae_run(args)
     from tcja_deploy.conversion import fidelity
     from tcja_deploy.conversion.deploy import convert
     from tcja_deploy.hardware.verify import lava_check

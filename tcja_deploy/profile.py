@@ -4,7 +4,9 @@ Runs the backend (``emulator``: bit-exact, whole test set by default; ``lava-sim
 32 samples by default; ``loihi2``: Loihi 2 via Intel's lava-loihi, measured power and time) on the
 first test samples of the deploy directory's dataset, counts spikes, SynOps, neuron updates and gate
 arithmetic per layer, estimates energy with named profiles, and writes ``profile.json`` and
-``raster.npz`` into ``--out``. Ctrl-C keeps the samples done so far (``"partial": true``).
+``raster.npz`` into ``--out``. A VAE deploy directory (``convert`` of a ``vae_*`` run) is profiled per generated
+image and per reconstruction (:mod:`tcja_deploy.hardware.vae_profile`; emulator or lava-sim, 8 latent trains per
+workload by default on lava-sim). Ctrl-C keeps the samples done so far (``"partial": true``).
 Bad input: one line ``error: ...`` on stderr, exit code 2.
 """
 
@@ -14,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tcja_deploy.errors import OneLineParser, cli_main
+from tcja_deploy.errors import OneLineParser, UserError, cli_main
 
 from tcja_deploy.hardware.profiling import BACKENDS
 
@@ -40,6 +42,20 @@ def main(argv: list[str] | None = None) -> int:
     from tcja_deploy.hardware.report_writer import summary_rows, text_table
 
     out = Path(args.out) if args.out else Path("profile") / Path(args.deploy).resolve().name
+    from tcja_deploy.hardware.vae_profile import is_vae_deploy
+
+    if is_vae_deploy(args.deploy):
+        from tcja_deploy.hardware import vae_profile
+
+        if args.data_dir:
+            raise UserError("--data-dir: a VAE deploy directory carries its latent trains (latents.npz); none needed")
+        top = vae_profile.run_vae_profile(args.deploy, args.backend, out, samples=args.samples,
+                                          energy_profile=args.energy_profile, chunk_size=args.chunk,
+                                          progress=not args.no_progress)
+        print(text_table(("quantity", "value", "unit / note"), vae_profile.summary_rows(top)))
+        print(f"profile: {out / 'profile.json'}  (report: python -m tcja_deploy.report --profile {out} "
+              f"--out report/{out.name})")
+        return 0
     doc = run_profile(args.deploy, args.backend, out, samples=args.samples, energy_profile=args.energy_profile,
                       chunk_size=args.chunk, progress=not args.no_progress, data_dir=args.data_dir)
     print(text_table(("quantity", "value", "unit / note"), summary_rows(doc)))

@@ -2,7 +2,9 @@
 
 Reads ``profile.json`` (and ``raster.npz``) from ``--profile`` and writes ``report.md``, ``tables.tex``
 (booktabs), ``layers.csv``, a copy of ``profile.json`` and PNG plots into ``--out``; prints where the
-report is and its summary table. Bad input: one line ``error: ...`` on stderr, exit code 2.
+report is and its summary table. A VAE profile gets the VAE report (energy per generated image and per
+reconstruction, the fidelity figures, each workload's report; :mod:`tcja_deploy.hardware.vae_report`).
+Bad input: one line ``error: ...`` on stderr, exit code 2.
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     src = Path(args.profile)
     name = (src if src.is_dir() else src.parent).resolve().name
     out = Path(args.out) if args.out else Path("report") / name
+    from tcja_deploy.hardware import vae_report
+
+    if vae_report.is_vae_profile(src):
+        doc = vae_report.write_vae_report(src, out)
+        print(text_table(vae_report.ENERGY_HEADER, vae_report.energy_rows(doc)))
+        print(f"report: {out / 'report.md'}  (tables.tex, summary.csv, profile.json, energy_per_image.png, "
+              f"generation/, reconstruction/)")
+        return 0
     doc = write_report(src, out)
     print(text_table(("quantity", "value", "unit / note"), summary_rows(doc)))
     placement = placement_rows(doc)

@@ -100,9 +100,9 @@ def test_generate_and_convert_refuse_the_wrong_kind_of_run(tiny_vae_run, tmp_pat
     assert generate.main(["--run", str(classifier), "--out", str(tmp_path / "g")]) == 2
     err = capsys.readouterr().err
     assert "a classifier run" in err and err.count("\n") == 1
-    assert convert_cli.main(["--run", str(tiny_vae_run), "--out", str(tmp_path / "d")]) == 2
+    assert convert_cli.main(["--target", "onnx", "--run", str(tiny_vae_run), "--out", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
-    assert "a spiking-VAE run" in err and err.count("\n") == 1
+    assert "a spiking-VAE run converts for --target loihi2 only" in err and err.count("\n") == 1
     assert not (tmp_path / "g").exists() and not (tmp_path / "d").exists()
 
 

@@ -129,9 +129,11 @@ class Deploy:
         return "sha256:" + h.hexdigest()
 
 
-def read_deploy(deploy_dir: str | Path, require_complete: bool = True) -> Deploy:
+def read_deploy(deploy_dir: str | Path, require_complete: bool = True, kind: str = "deploy") -> Deploy:
     """Parse ``deploy_dir/graph.json``; a missing, malformed or incomplete deploy directory → one-line
-    :class:`UserError` (``require_complete=False``: the convert's own check of the directory it is writing)."""
+    :class:`UserError` (``require_complete=False``: the convert's own check of the directory it is writing).
+    ``kind``: the marker kind expected (``"deploy"``: a classifier's; ``"vae-deploy"``:
+    :func:`tcja_deploy.conversion.vae_deploy.read_vae_deploy`); a directory of the other kind → one line."""
     deploy_dir = Path(deploy_dir)
     path = deploy_dir / GRAPH_FILE
     if not deploy_dir.is_dir():
@@ -146,13 +148,16 @@ def read_deploy(deploy_dir: str | Path, require_complete: bool = True) -> Deploy
         raise UserError(f"{path}: cannot read it ({e.__class__.__name__})") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    if kind == "deploy" and isinstance(doc, dict) and doc.get("kind") == "vae":
+        raise UserError(f"{deploy_dir}: a spiking-VAE deploy directory (image generation), not a classifier's; "
+                        f"this command takes classifier deploy directories")
     try:
         graph = g.Graph.from_dict(doc)
         infer_shapes(graph)  # every node fits its input: swapped or inconsistent shapes stop here
     except (ConversionError, KeyError, TypeError) as e:
         raise UserError(f"{path}: not a graph this version reads ({e})") from None
     if require_complete:
-        outputs.check_complete(deploy_dir, "deploy", "fidelity.json")
+        outputs.check_complete(deploy_dir, kind, "fidelity.json")
     T = graph.meta.get("T")
     if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= MAX_T:
         raise UserError(f"{path}: meta.T must be an integer in [1, {MAX_T}], got {T!r}")

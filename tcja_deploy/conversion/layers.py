@@ -22,7 +22,8 @@ class Layer:
 
     Attributes:
         name: the synapse node's name (``conv0``), or the gate node's.
-        kind: ``"conv"`` | ``"dense"`` | ``"pool"`` | ``"gate"``.
+        kind: ``"conv"`` | ``"conv_transpose"`` (a transposed conv: one Lava ``Sparse``) | ``"dense"`` | ``"pool"`` |
+            ``"gate"``.
         synapse: the synapse node, None for a gate.
         neuron: the node whose output is the layer's output (the neuron after the synapse, or the gate).
         input_from: the node whose output feeds the layer (flattens are nodes too).
@@ -51,6 +52,7 @@ def layer_plan(graph: g.Graph) -> list[Layer]:
             if i + 1 >= len(names) or graph.nodes[names[i + 1]].category != "neuron":
                 raise ConversionError(f"node {name!r} ({node.kind}) is not followed by a neuron")
             kind = "pool" if getattr(node, "role", "conv") == "pool" else (
+                "conv_transpose" if isinstance(node, (g.ConvTranspose2d, g.QConvTranspose2d)) else
                 "conv" if node.weight.ndim == 4 else "dense")
             plan.append(Layer(name, kind, name, names[i + 1], names[i - 1], 1))
             by_neuron[names[i + 1]] = name

@@ -54,12 +54,14 @@ class LayerActivity:
 
     Attributes:
         name: the layer's name (its synapse node in graph.json, e.g. ``"conv0"``, or its gate node).
-        kind: ``"conv"`` | ``"dense"`` | ``"pool"`` (max pool as an OR conv) | ``"gate"`` (TCJA gate).
+        kind: ``"conv"`` | ``"conv_transpose"`` | ``"dense"`` | ``"pool"`` (max pool as an OR conv) | ``"gate"``
+            (TCJA gate).
         in_shape: per-step input shape, (C, H, W) or (F,).
         out_shape: per-step output shape.
         input_spikes: [T, N, *in_shape] input events (uint8 0/1, or graded payloads), as numpy.
         output_spikes: [T, N, *out_shape] output events of this layer's neurons.
-        weight: synaptic weights: conv [C_out, C_in, kh, kw], dense [out, in]; None for a gate, and for a pool
+        weight: synaptic weights: conv [C_out, C_in, kh, kw], conv_transpose [C_in, C_out, k, k] (torch's layout),
+            dense [out, in]; None for a gate, and for a pool
             (its OR kernel is :func:`tcja_deploy.hardware.counters.pool_weight`).
         stride, padding: convolution geometry in pixels (conv and pool).
         input_payload_bits: 0 for binary input spikes, else the graded payload width.

@@ -4,6 +4,10 @@ Counts per inference, per layer (they depend on the architecture only, not on ac
 
 - conv: MACs = output neurons × C_in × kh × kw (dense: zero weights and padded taps are computed, as
   a dense accelerator does and as the usual MAC counters count them); one activation per output;
+- conv_transpose (weight [C_in, C_out, k, k]): MACs = input neurons × C_out × k × k (every input pixel
+  scattered through every tap, the transposed conv's dense cost as MAC counters such as fvcore count it);
+  ``macs_no_padding`` the (input, output) pairs whose output pixel lies inside the map, ``macs_nonzero``
+  the layer's synapses (its Sparse matrix's entries); one activation per output;
 - dense: MACs = out × in; one activation per output;
 - the alternative counts of the same layers (profile.json's counting conventions): ``macs_no_padding``
   (taps that read padding left out, zero weights kept), ``macs_nonzero`` (padding taps and zero weights
@@ -32,7 +36,7 @@ import math
 import numpy as np
 
 from tcja_deploy.hardware.activity import LayerActivity
-from tcja_deploy.hardware.counters import conv_fanout_map, gate_ops, layer_weight
+from tcja_deploy.hardware.counters import conv_fanout_map, conv_transpose_fanout_map, gate_ops, layer_weight
 
 #: ANN count names, per inference.
 ANN_KEYS = ("macs", "compares", "activations", "weights", "inputs", "outputs",
@@ -69,7 +73,14 @@ def ann_layer_counts(layer: LayerActivity) -> dict[str, int]:
     if w is None:
         return c
     c["weights"] = int(w.size)  # dense: zeros are stored and multiplied too
-    if w.ndim == 4:
+    if layer.kind == "conv_transpose":
+        _, C_out, kh, kw = w.shape
+        in_shape, out_shape = tuple(int(v) for v in layer.in_shape), tuple(int(v) for v in layer.out_shape)
+        c["macs"] = int(math.prod(in_shape)) * int(C_out) * int(kh) * int(kw)
+        c["macs_no_padding"] = int(conv_transpose_fanout_map(np.ones(w.shape, dtype=np.float32), in_shape, out_shape,
+                                                             layer.stride, layer.padding).sum())
+        c["macs_nonzero"] = int(conv_transpose_fanout_map(w, in_shape, out_shape, layer.stride, layer.padding).sum())
+    elif w.ndim == 4:
         _, C_in, kh, kw = w.shape
         c["macs"] = outputs * int(C_in) * int(kh) * int(kw)
         in_shape = tuple(int(v) for v in layer.in_shape)

@@ -94,6 +94,26 @@ def conv_fanout_map(weight: np.ndarray, in_shape: tuple[int, int, int], stride: 
     return np.rint(fan[0].numpy()).astype(np.int64)
 
 
+def conv_transpose_fanout_map(weight: np.ndarray, in_shape: tuple[int, int, int], out_shape: tuple[int, int, int],
+                              stride: int = 1, padding: int = 0) -> np.ndarray:
+    """Synapses leaving each input position of a transposed convolution: [C_in, H, W] int64.
+
+    The column sums of its exact Sparse matrix (:func:`tcja_deploy.conversion.transposed.transposed_matrix`):
+    input (ci, h, w) reaches output (co, h·s − p + a, w·s − p + b) through every non-zero tap (a, b) whose pixel
+    lies inside ``out_shape`` (C_out, H', W'); the output padding is what ``out_shape`` adds to torch's size rule.
+
+    Args:
+        weight: [C_in, C_out, k, k] (torch's ConvTranspose2d layout; only the non-zero pattern matters).
+    """
+    from tcja_deploy.conversion.transposed import out_size, transposed_matrix
+
+    w = np.asarray(weight)
+    k = int(w.shape[-1])
+    op = int(out_shape[-1]) - out_size(int(in_shape[-1]), k, stride, padding, 0)
+    m = transposed_matrix((w != 0).astype(np.int8), tuple(int(v) for v in in_shape), stride, padding, op)
+    return np.asarray((m != 0).sum(axis=0), dtype=np.int64).reshape(tuple(int(v) for v in in_shape))
+
+
 def dense_fanout(weight: np.ndarray) -> np.ndarray:
     """[in] synapses leaving each input of a dense layer with weights [out, in] (non-zero weights only)."""
     return (np.asarray(weight) != 0).sum(axis=0).astype(np.int64)
@@ -120,6 +140,9 @@ def fanout(layer: LayerActivity) -> Optional[np.ndarray]:
     w = layer_weight(layer)
     if w is None or layer.kind == "gate":
         return None
+    if layer.kind == "conv_transpose":
+        return conv_transpose_fanout_map(w, tuple(int(v) for v in layer.in_shape),
+                                         tuple(int(v) for v in layer.out_shape), layer.stride, layer.padding)
     if w.ndim == 4:
         return conv_fanout_map(w, tuple(int(v) for v in layer.in_shape), layer.stride, layer.padding)
     if w.ndim == 2:

@@ -47,7 +47,8 @@ def decoder_fidelity(model: SpikingVAE, train: torch.Tensor, test: torch.Tensor,
     samples) and measure it.
 
     Returns ``{"float_vs_model": {...}, "test_reconstruction": {...}, "prior_samples": {...}, "lava": {...},
-    "graph": fixed-point Graph}``: PSNR statistics fixed vs float per image (dB) on the test reconstructions and on
+    "graph": fixed-point Graph, "latents": {"prior", "test"} [T, N, L], "images": {"prior_float", "prior_fixed"}
+    [N, C, H, W] float64}``: PSNR statistics fixed vs float per image (dB) on the test reconstructions and on
     as many prior samples, the test reconstruction MSE of both, the float32 float graph's largest deviation from
     ``model.decode``, and :func:`tcja_deploy.hardware.vae_lava.compare_decoder` on ``lava_samples`` latents
     (all but one from the prior, the last a test posterior; 0: no Lava run). Seeded by ``seed``.
@@ -66,8 +67,11 @@ def decoder_fidelity(model: SpikingVAE, train: torch.Tensor, test: torch.Tensor,
     out: dict[str, Any] = {"convert_seconds": time.perf_counter() - t0, "calibration_latents": int(z_cal.shape[1])}
     f32 = torch.cat([run_graph(float_graph, zb.float()) for zb in z_prior.split(BATCH, 1)]).double()
     out["float_vs_model"] = {"n": int(z_prior.shape[1]), "max_abs_float32": float((f32 - ref).abs().max())}
+    images: dict[str, torch.Tensor] = {}
     for name, z in (("test_reconstruction", z_test), ("prior_samples", z_prior)):
         yf, yq = decode_graph(float_graph, z), decode_graph(graph, z)
+        if name == "prior_samples":
+            images = {"prior_float": yf, "prior_fixed": yq}
         entry = {"n": int(z.shape[1]), "psnr_db": _stats(psnr_per_image(yf, yq))}
         if name == "test_reconstruction":
             entry["recon_mse_float"] = float(((yf - test.double()) ** 2).mean())
@@ -79,4 +83,6 @@ def decoder_fidelity(model: SpikingVAE, train: torch.Tensor, test: torch.Tensor,
         z_l = torch.cat([z_prior[:, : lava_samples - 1], z_test[:, :1]], 1)
         out["lava"] = compare_decoder(graph, z_l)
     out["graph"] = graph
+    out["latents"] = {"prior": z_prior, "test": z_test}
+    out["images"] = images
     return out

@@ -27,7 +27,7 @@ import torch
 from tcja_deploy.conversion import graph as g
 from tcja_deploy.conversion import neurocore_gate as NC
 from tcja_deploy.conversion.execute import infer_shapes, run_graph
-from tcja_deploy.conversion.transposed import transposed_matrix
+from tcja_deploy.conversion.vae_deploy import synapse_matrix
 from tcja_deploy.conversion.vae_graph import decoder_layers
 from tcja_deploy.errors import UserError
 from tcja_deploy.hardware.lava_runtime import import_lava_runtime
@@ -47,17 +47,11 @@ def decoder_lags(graph: g.Graph) -> dict[str, int]:
     return lags
 
 
-def _sparse_weights(node: g.Node, in_shape: tuple) -> "object":
-    """The synapse's integer matrix [out_neurons, in_neurons] (csr, int32) for Lava's Sparse."""
-    if isinstance(node, g.QLinear):
-        from scipy import sparse as sp
-        m = sp.csr_matrix(np.asarray(node.weight, dtype=np.int32))
-    elif isinstance(node, g.QConvTranspose2d):
-        m = transposed_matrix(np.asarray(node.weight, dtype=np.int32), in_shape, node.stride, node.padding,
-                              node.output_padding)
-    else:
-        raise UserError(f"{node.kind} node: the decoder runner builds q_linear and q_conv_transpose2d synapses only")
-    m = m.astype(np.int32)
+def _sparse_weights(node: g.Node, in_shape: tuple, matrix=None) -> "object":
+    """The synapse's integer matrix [out_neurons, in_neurons] (csr, int32) for Lava's Sparse: ``matrix`` (read
+    from a deploy directory's synapses.npz) or the one its weights define
+    (:func:`tcja_deploy.conversion.vae_deploy.synapse_matrix`)."""
+    m = synapse_matrix(node, in_shape) if matrix is None else matrix.astype(np.int32)
     m.sort_indices()
     if m.nnz and m.data.max() <= 0 and m.data.min() < -255:
         # Lava clips one-sign inhibitory weights to [−255, 0] (lava/utils/weightutils.py clip_weights)
@@ -84,9 +78,10 @@ class LavaDecoderRun:
     extra: dict = field(default_factory=dict)
 
 
-def run_decoder_lava(graph: g.Graph, z: torch.Tensor) -> LavaDecoderRun:
+def run_decoder_lava(graph: g.Graph, z: torch.Tensor, matrices: dict | None = None) -> LavaDecoderRun:
     """Run the fixed-point decoder ``graph`` (:func:`tcja_deploy.conversion.vae_graph.quantize_decoder`) on latent
-    spikes z [T, N, L] with Lava's bit-accurate CPU models (``fixed_pt``)."""
+    spikes z [T, N, L] with Lava's bit-accurate CPU models (``fixed_pt``); ``matrices``: {synapse node: csr
+    matrix} to load into the Sparse processes (a deploy directory's synapses.npz), None: built from the graph."""
     import_lava_runtime()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -129,7 +124,7 @@ def run_decoder_lava(graph: g.Graph, z: torch.Tensor) -> LavaDecoderRun:
                 raise UserError(f"node {name!r} is not followed by a q_cuba_lif neuron")
             if neuron.i_decay < 1:
                 raise UserError(f"node {neuron_name!r}: i_decay 0 has no Lava register value (du = i_decay − 1)")
-            w = _sparse_weights(node, prev_shape)
+            w = _sparse_weights(node, prev_shape, None if matrices is None else matrices[name])
             syn = Sparse(weights=w, num_message_bits=bits)
             out_shape = tuple(shapes[neuron_name])
             n_out = int(np.prod(out_shape))
