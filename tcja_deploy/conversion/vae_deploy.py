@@ -43,6 +43,10 @@ SYNAPSE_FILE = "synapses.npz"
 LATENT_FILE = "latents.npz"
 FIDELITY_FILE = "fidelity.json"
 SYNAPSE_FIELDS = ("data", "indices", "indptr", "shape")
+#: graph.json ``host``: part → the key of its per-image counts, and the counts every part holds.
+HOST_PARTS = {"prior": "counts_per_generated_image", "readout": "counts_per_image",
+              "encoder": "counts_per_reconstruction"}
+HOST_COUNT_KEYS = ("macs", "activations", "weights", "inputs", "outputs")
 
 
 def synapse_matrix(node: g.Node, in_shape: tuple[int, ...]) -> sp.csr_matrix:
@@ -150,4 +154,23 @@ def read_vae_deploy(deploy_dir: str | Path) -> Deploy:
             raise UserError(f"{where}: lacks the {key!r} object of a VAE deploy directory")
     if not deploy.graph.quantized:
         raise UserError(f"{where}: the decoder graph is not fixed point")
+    host = deploy.doc["host"]
+    for part, key in HOST_PARTS.items():
+        counts = host.get(part, {}).get(key) if isinstance(host.get(part), dict) else None
+        if not isinstance(counts, dict) or not all(isinstance(counts.get(k), int) for k in HOST_COUNT_KEYS):
+            raise UserError(f"{where}: host.{part}.{key} must hold the integer counts {list(HOST_COUNT_KEYS)}")
     return deploy
+
+
+def read_fidelity(deploy: Deploy) -> dict:
+    """The deploy directory's fidelity.json (one line if it is missing or not a JSON object)."""
+    import json
+
+    p = deploy.path(FIDELITY_FILE)
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"{p}: not readable JSON ({type(e).__name__}: {one_line(e)})") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{p}: must be a JSON object")
+    return doc

@@ -25,10 +25,11 @@ from typing import Mapping
 
 import numpy as np
 
+from tcja_deploy.conversion.vae_deploy import HOST_COUNT_KEYS
 from tcja_deploy.hardware import energy as E
 
-#: The count keys of a host part (a subset of ann_baseline.ANN_KEYS) plus the prior's extras.
-HOST_KEYS = ("macs", "activations", "weights", "inputs", "outputs")
+#: The count keys of a host part (a subset of ann_baseline.ANN_KEYS; the prior and encoder add their extras).
+HOST_KEYS = HOST_COUNT_KEYS
 
 
 def mlp_counts(widths: tuple[int, ...], T: int) -> dict[str, int]:

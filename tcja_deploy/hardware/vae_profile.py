@@ -221,7 +221,7 @@ def run_vae_profile(deploy_dir: str | Path, backend_name: str, out_dir: str | Pa
     latents = VD.load_latents(deploy.path(VD.LATENT_FILE), T, L)
     for name in backend.files(deploy):
         deploy.path(name)
-    fidelity = json.loads(deploy.path(VD.FIDELITY_FILE).read_text())
+    fidelity = VD.read_fidelity(deploy)
     n_req = samples if samples is not None else backend.default_samples
     chunk = int(chunk_size or backend.chunk_size)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -202,6 +202,17 @@ def test_truncated_and_missing_files_are_one_line(pipeline, tmp_path, capsys):
     (d / "synapses.npz").write_bytes((d / "synapses.npz").read_bytes()[:100])
     assert profile_cli.main(["--deploy", str(d), "--backend", "lava-sim", "--out", str(tmp_path / "p")]) == 2
     one_line_error(capsys, "synapses.npz: not an npz file")
+    shutil.copyfile(pipeline / "deploy" / "synapses.npz", d / "synapses.npz")
+    (d / "fidelity.json").write_text("{")
+    assert profile_cli.main(["--deploy", str(d), "--out", str(tmp_path / "p")]) == 2
+    one_line_error(capsys, "fidelity.json: not readable JSON")
+    good = (d / "graph.json").read_text()
+    doc = json.loads(good)
+    del doc["host"]["prior"]["counts_per_generated_image"]["macs"]
+    (d / "graph.json").write_text(json.dumps(doc))
+    assert profile_cli.main(["--deploy", str(d), "--out", str(tmp_path / "p")]) == 2
+    one_line_error(capsys, "host.prior.counts_per_generated_image must hold the integer counts")
+    (d / "graph.json").write_text(good)
     (d / "latents.npz").unlink()
     assert profile_cli.main(["--deploy", str(d), "--out", str(tmp_path / "p")]) == 2
     one_line_error(capsys, "latents.npz", "missing")
