@@ -143,6 +143,14 @@ def profile_batches(batches: Iterator[tuple[np.ndarray, np.ndarray]], backend: B
     return doc
 
 
+def check_counts(samples: Optional[int], chunk_size: Optional[int]) -> None:
+    """``--samples`` and ``--chunk``, when given, are at least 1 (one line otherwise)."""
+    if samples is not None and samples < 1:
+        raise UserError(f"--samples must be at least 1, got {samples}")
+    if chunk_size is not None and chunk_size < 1:
+        raise UserError(f"--chunk must be at least 1, got {chunk_size}")
+
+
 def run_profile(deploy_dir: str | Path, backend_name: str, out_dir: str | Path, samples: Optional[int] = None,
                 energy_profile: Optional[str | Path] = None, chunk_size: Optional[int] = None,
                 progress: bool = True, data_dir: Optional[str | Path] = None) -> dict:
@@ -151,10 +159,7 @@ def run_profile(deploy_dir: str | Path, backend_name: str, out_dir: str | Path, 
     Checks run before any work: the energy profile file, the backend (lava-loihi for ``loihi2``),
     the deploy directory.
     """
-    if samples is not None and samples < 1:
-        raise UserError(f"--samples must be at least 1, got {samples}")
-    if chunk_size is not None and chunk_size < 1:
-        raise UserError(f"--chunk must be at least 1, got {chunk_size}")
+    check_counts(samples, chunk_size)
     profiles = E.resolve_profiles(energy_profile)
     backend = get_backend(backend_name)
     deploy_dir, out_dir = Path(deploy_dir), Path(out_dir)

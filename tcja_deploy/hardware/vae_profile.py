@@ -50,7 +50,7 @@ from tcja_deploy.hardware import vae_host as H
 from tcja_deploy.hardware.activity import NetworkActivity, as_events, layer_activities
 from tcja_deploy.hardware.lava_runtime import import_lava_runtime
 from tcja_deploy.hardware.profile_doc import versions
-from tcja_deploy.hardware.profiling import profile_batches
+from tcja_deploy.hardware.profiling import check_counts, profile_batches
 
 FORMAT = "tcja_deploy.vae_profile/1"
 KIND = "vae-profile"
@@ -208,10 +208,7 @@ def run_vae_profile(deploy_dir: str | Path, backend_name: str, out_dir: str | Pa
                     energy_profile: Optional[str | Path] = None, chunk_size: Optional[int] = None,
                     progress: bool = True) -> dict:
     """The ``profile`` pipeline for a VAE deploy directory; returns the top profile.json document."""
-    if samples is not None and samples < 1:
-        raise UserError(f"--samples must be at least 1, got {samples}")
-    if chunk_size is not None and chunk_size < 1:
-        raise UserError(f"--chunk must be at least 1, got {chunk_size}")
+    check_counts(samples, chunk_size)
     profiles = E.resolve_profiles(energy_profile)
     backend = get_vae_backend(backend_name)
     deploy_dir, out_dir = Path(deploy_dir), Path(out_dir)

@@ -25,6 +25,7 @@ from tcja_deploy.hardware.counters import conv_transpose_fanout_map
 from tcja_deploy.models.vae import SpikingVAE, VAEConfig
 from tcja_deploy.training import checkpoint
 from tcja_deploy.training.vae_run import save_vae_config
+from vae_tiny import make_every_layer_spike
 
 CFG = VAEConfig(preset="vae_tiny", dataset="digits", in_channels=1, image_size=32, hidden=(2, 2, 3, 3), latent_dim=4,
                 k=2, T=3, kernel_tla=2, kernel_cla=2, tcja_blocks=("dec0",))
@@ -33,14 +34,7 @@ CFG = VAEConfig(preset="vae_tiny", dataset="digits", in_channels=1, image_size=3
 def tiny_run(path):
     """A finished VAE run of random weights whose tdBN statistics make every layer spike (no training)."""
     torch.manual_seed(0)
-    model = SpikingVAE(CFG)
-    with torch.no_grad():
-        for mod in model.modules():
-            if hasattr(mod, "running_mean"):
-                mod.running_mean.uniform_(-0.2, 0.2)
-                mod.running_var.uniform_(0.5, 1.5)
-                mod.weight.uniform_(2, 6)
-                mod.bias.uniform_(-0.1, 0.3)
+    model = make_every_layer_spike(SpikingVAE(CFG))
     path.mkdir(parents=True)
     save_vae_config(path, CFG, {"preset": "vae_tiny", "epochs": 0}, {})
     checkpoint.save_state_dict(path / checkpoint.MODEL_FILE, model.state_dict())
