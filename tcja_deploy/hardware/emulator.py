@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from tcja_deploy.conversion import graph as g
-from tcja_deploy.conversion.execute import auto_batch_size, infer_shapes, predictions, run_graph, scores_of_graph
+from tcja_deploy.conversion.execute import (auto_batch_size, infer_shapes, predictions, reuse_freed_memory, run_graph,
+                                           scores_of_graph)
 from tcja_deploy.conversion.layers import latency_steps, layer_plan, payload_bits
 from tcja_deploy.hardware.activity import NetworkActivity, as_events, layer_activities
 
@@ -44,6 +45,7 @@ def emulate(graph: g.Graph, x: torch.Tensor, labels: Optional[np.ndarray] = None
         scores = scores_of_graph(graph, x, batch_size, device)
         return NetworkActivity(layers=[], scores=scores, labels=labels, steps=T, backend=backend, extra=extra)
     batch_size = batch_size or auto_batch_size(graph)
+    reuse_freed_memory()
     plan = layer_plan(graph)
     quantized = graph.quantized
     in_bits = {layer.name: payload_bits(graph, layer.input_from) for layer in plan}
