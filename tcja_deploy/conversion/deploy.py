@@ -282,7 +282,7 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
         fid["targets_met"] = F.targets_met(fid)
         seconds["total"] = time.perf_counter() - t0
         fid["seconds"] = seconds
-        fid = _nan_to_none(fid)
+        fid = json_safe(fid)
         (tmp / "fidelity.json").write_text(json.dumps(fid, indent=2, allow_nan=False) + "\n")
         outputs.write_marker(tmp, "deploy")  # last: readers take only a complete deploy directory
     return fid
@@ -304,12 +304,13 @@ def onnx_check_samples(float_graph, n_test: int) -> tuple[int, str]:
                                 f"{per / 2**20:.0f} MiB a sample (> {ONNX_FULL_CHECK_BYTES >> 20} MiB)")
 
 
-def _nan_to_none(v):
-    """NaN (accuracy without labels) → None, so fidelity.json is strict JSON."""
-    if isinstance(v, float) and math.isnan(v):
+def json_safe(v):
+    """Non-finite floats → None, so a fidelity.json is strict JSON: NaN (an accuracy without labels), an infinite
+    PSNR (identical images) or an undefined ratio."""
+    if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, dict):
-        return {k: _nan_to_none(x) for k, x in v.items()}
+        return {k: json_safe(x) for k, x in v.items()}
     if isinstance(v, list):
-        return [_nan_to_none(x) for x in v]
+        return [json_safe(x) for x in v]
     return v

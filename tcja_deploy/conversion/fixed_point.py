@@ -45,7 +45,8 @@ def cuba_fixed(a: torch.Tensor, i_decay: int, v_decay: int, vth_mant: int,
 
     The arithmetic of :func:`cuba_fixed_reference` (Lava's ``PyLifModelBitAcc``), computed in place in
     float64, which holds every state exactly: |u|, |v| < 2²⁴ and a decay is a multiplication by
-    ``keep / 4096`` (a binary fraction, so the product is exact) followed by ``trunc``. The 24-bit wrap
+    ``keep / 4096`` (a binary fraction, so the product is exact) followed by ``trunc`` — or v in float32
+    where that is exact too (no clip, and a decay that divides by a power of two). The 24-bit wrap
     of u and the clip of v are skipped only where a bound proves they cannot act: a truncating decay
     never grows |x|, so |u| ≤ 64·max|a| / (1 − keep_u/4096) and |v| ≤ (max|u| + max|bias|) /
     (1 − keep_v/4096). A current that never decays (``i_decay = 4096``) is computed for all steps at once

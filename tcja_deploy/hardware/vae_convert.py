@@ -35,6 +35,7 @@ import torch
 
 from tcja_deploy import atomic, outputs
 from tcja_deploy.conversion import vae_deploy as VD
+from tcja_deploy.conversion.deploy import json_safe
 from tcja_deploy.conversion.execute import infer_shapes
 from tcja_deploy.conversion.layers import payload_bits
 from tcja_deploy.errors import UserError
@@ -208,17 +209,6 @@ def convert_vae(run_dir: Path, out_dir: Path, lava_samples: int = 16, lava_budge
         VD.load_latents(tmp / VD.LATENT_FILE, T, L)  # what the profile will read: checked before the rename
         outputs.write_marker(tmp, VD.KIND)  # last: readers take only a complete deploy directory
     return fid
-
-
-def json_safe(v):
-    """Non-finite floats → None (strict JSON): an infinite PSNR (identical images) or an undefined ratio."""
-    if isinstance(v, float) and not np.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: json_safe(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [json_safe(x) for x in v]
-    return v
 
 
 def format_table(fid: dict) -> str:

@@ -48,6 +48,7 @@ from tcja_deploy.errors import UserError
 from tcja_deploy.hardware import energy as E
 from tcja_deploy.hardware import vae_host as H
 from tcja_deploy.hardware.activity import NetworkActivity, as_events, layer_activities
+from tcja_deploy.hardware.backends import EmulatorBackend
 from tcja_deploy.hardware.lava_runtime import import_lava_runtime
 from tcja_deploy.hardware.profile_doc import versions
 from tcja_deploy.hardware.profiling import check_counts, profile_batches
@@ -72,23 +73,12 @@ def is_vae_deploy(deploy_dir: str | Path) -> bool:
 
 
 @dataclass
-class VAEEmulatorBackend:
-    """The bit-exact emulator on the decoder graph; latents [T, n, L] in, images out (``scores``)."""
-
-    name: str = "emulator"
-    chunk_size: int = 64
-    default_samples: Optional[int] = None
+class VAEEmulatorBackend(EmulatorBackend):
+    """The bit-exact emulator on the decoder graph (the classifier's backend); latents [T, n, L] in, images out
+    (``scores``); it also loads the deploy's latent trains."""
 
     def files(self, deploy: Deploy) -> list[str]:
         return [GRAPH_FILE, VD.LATENT_FILE]
-
-    def run(self, deploy: Deploy, frames: np.ndarray, labels: np.ndarray) -> NetworkActivity:
-        import torch
-
-        from tcja_deploy.hardware.emulator import emulate
-
-        return emulate(deploy.graph, torch.from_numpy(np.ascontiguousarray(frames)), labels=labels, record=True,
-                       backend=self.name)
 
 
 @dataclass
