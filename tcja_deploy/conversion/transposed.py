@@ -17,6 +17,13 @@ integer transposed convolution bit for bit. Tests compare all three forms (this 
 ``conv_transpose2d`` and :func:`as_stuffed_conv`, the textbook rewrite into a stride-1 convolution of the
 zero-stuffed input with the flipped kernel) in float64 and in integers, and the matrix on Lava's own
 ``Sparse`` model.
+
+An ordinary convolution (the VAE encoder's) is the adjoint of the transposed convolution with the same weight
+tensor: ``conv2d(x, w)`` [Co, Ho, Wo] of x [Ci, H, W] is ``M.T @ x`` where M is the transposed conv from Co·Ho·Wo
+to Ci·H·W neurons with weight w read as [in = Co, out = Ci, k, k] and the output padding that restores H
+(:func:`conv_matrix`). Entry for entry, conv2d's output (co, i, j) meets input (ci, h, w) through the tap
+h = i·s − p + a, w = j·s − p + b — the same relation, read the other way — so again every entry is one kernel
+weight and the matrix is exact.
 """
 
 from __future__ import annotations
@@ -92,6 +99,32 @@ def transposed_matrix(weight: np.ndarray, in_shape: tuple[int, int, int], stride
     m = sp.coo_matrix((v, (r, cidx)), shape=(n_out, n_in)).tocsr()
     if m.nnz != v.size:  # coo → csr would have summed duplicates: impossible by the uniqueness of the tap
         raise AssertionError("two kernel taps mapped to one synapse")
+    m.sort_indices()
+    return m
+
+
+def conv_matrix(weight: np.ndarray, in_shape: tuple[int, int, int], stride: int, padding: int) -> sp.csr_matrix:
+    """An ordinary convolution (groups = 1) as a sparse matrix [Co·Ho·Wo, Ci·H·W] (C-major rows and columns).
+
+    Args:
+        weight: [Co, Ci, k, k] (torch's Conv2d layout), any numeric dtype (kept).
+        in_shape: (Ci, H, W) of one step's input.
+    Returns:
+        csr matrix M with ``M @ x.flatten() == conv2d(x, weight, stride, padding).flatten()``: the transpose of
+        :func:`transposed_matrix` of the same weight tensor (module docstring), zero-weight taps left out.
+    """
+    w = np.asarray(weight)
+    co, ci, kh, kw = w.shape
+    c, h, wd = (int(d) for d in in_shape)
+    if c != ci:
+        raise ValueError(f"weight has {ci} input channels, the input {c}")
+    ho, wo = (h + 2 * padding - kh) // stride + 1, (wd + 2 * padding - kw) // stride + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"a {kh}×{kw} kernel does not fit the {h}×{wd} input")
+    op_h, op_w = h - out_size(ho, kh, stride, padding, 0), wd - out_size(wo, kw, stride, padding, 0)
+    if op_h != op_w:
+        raise ValueError(f"non-square remainders {op_h}, {op_w}: conv_matrix takes square maps")
+    m = transposed_matrix(w, (co, ho, wo), stride, padding, op_h).T.tocsr()
     m.sort_indices()
     return m
 

@@ -35,7 +35,7 @@ from scipy import sparse as sp
 from tcja_deploy.conversion import graph as g
 from tcja_deploy.conversion.deploy_dir import Deploy, read_deploy
 from tcja_deploy.conversion.execute import infer_shapes
-from tcja_deploy.conversion.transposed import transposed_matrix
+from tcja_deploy.conversion.transposed import conv_matrix, transposed_matrix
 from tcja_deploy.errors import UserError, one_line
 
 KIND = "vae-deploy"
@@ -50,15 +50,17 @@ HOST_COUNT_KEYS = ("macs", "activations", "weights", "inputs", "outputs")
 
 
 def synapse_matrix(node: g.Node, in_shape: tuple[int, ...]) -> sp.csr_matrix:
-    """The integer matrix [out_neurons, in_neurons] (csr, int32, sorted indices) of a ``q_linear`` or
-    ``q_conv_transpose2d`` node whose per-step input has ``in_shape``."""
+    """The integer matrix [out_neurons, in_neurons] (csr, int32, sorted indices) of a ``q_linear``,
+    ``q_conv_transpose2d`` or (encoder, groups 1) ``q_conv2d`` node whose per-step input has ``in_shape``."""
     if isinstance(node, g.QLinear):
         m = sp.csr_matrix(np.asarray(node.weight, dtype=np.int32))
     elif isinstance(node, g.QConvTranspose2d):
         m = transposed_matrix(np.asarray(node.weight, dtype=np.int32), tuple(in_shape), node.stride, node.padding,
                               node.output_padding)
+    elif isinstance(node, g.QConv2d) and node.groups == 1:
+        m = conv_matrix(np.asarray(node.weight, dtype=np.int32), tuple(in_shape), node.stride, node.padding)
     else:
-        raise UserError(f"{node.kind} node: a decoder synapse is q_linear or q_conv_transpose2d")
+        raise UserError(f"{node.kind} node: a VAE synapse is q_linear, q_conv_transpose2d or q_conv2d (groups 1)")
     m = m.astype(np.int32)
     m.sort_indices()
     return m

@@ -28,7 +28,7 @@ from tcja_deploy.conversion import graph as g
 from tcja_deploy.conversion import neurocore_gate as NC
 from tcja_deploy.conversion.execute import infer_shapes, run_graph
 from tcja_deploy.conversion.vae_deploy import synapse_matrix
-from tcja_deploy.conversion.vae_graph import decoder_layers
+from tcja_deploy.conversion.vae_graph import chip_layers
 from tcja_deploy.errors import UserError
 from tcja_deploy.hardware.lava_runtime import import_lava_runtime
 
@@ -198,7 +198,7 @@ def compare_decoder(graph: g.Graph, z: torch.Tensor, lava: LavaDecoderRun | None
     lava = lava or run_decoder_lava(graph, z)
     _, rec = run_graph(graph, z.to(torch.float64), record=True)
     layers = {}
-    for name in decoder_layers(graph):
+    for name in chip_layers(graph):
         emu = rec[name].to(torch.float64).round().to(torch.int64).numpy()
         got = lava.outputs[name]
         equal = int((emu == got).sum()) if emu.shape == got.shape else 0

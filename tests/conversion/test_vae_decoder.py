@@ -59,7 +59,7 @@ def test_fixed_point_graph_has_loihi_kinds_and_survives_json():
     y0, r0 = run_graph(q, z.double(), record=True)
     y1, r1 = run_graph(back, z.double(), record=True)
     assert torch.equal(y0, y1)
-    for name in V.decoder_layers(q):
+    for name in V.chip_layers(q):
         assert torch.equal(r0[name], r1[name])
         assert r0[name].sum() > 0  # no silent layer in this test: the comparison means something
 
