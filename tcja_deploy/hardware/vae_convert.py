@@ -19,7 +19,7 @@ synapse matrices read back from the written ``synapses.npz``; then the deploy di
      "fid": {"classifier": {"float", "fixed", "relative_change", "features"} | null,
              "autoencoder": {"float", "fixed", "relative_change", "features"}, "against": "test split",
              "samples", "feature_nets"},
-     "lava": compare_decoder's dict summed over the chunks run | null, "lava_budget_s",
+     "lava": compare_chain's dict summed over the chunks run | null, "lava_budget_s",
      "targets": {"fid_within_5_percent": bool | null, "lava_bit_exact": bool | null}, "seconds": {...}}
 """
 
@@ -41,7 +41,7 @@ from tcja_deploy.conversion.layers import payload_bits
 from tcja_deploy.errors import UserError
 from tcja_deploy.hardware import vae_host as H
 from tcja_deploy.hardware.vae_fidelity import decoder_fidelity
-from tcja_deploy.hardware.vae_lava import decoder_lags
+from tcja_deploy.hardware.vae_lava import chain_lags
 
 #: Latent trains per Lava run of the check; the budget is checked after each.
 LAVA_CHUNK = 4
@@ -58,13 +58,13 @@ def lava_check(graph, z: torch.Tensor, matrices: dict, budget_s: float, log: Cal
                ) -> dict:
     """Lava vs emulator on every on-chip layer for latents z [T, n, L], :data:`LAVA_CHUNK` trains per Lava run,
     stopping after the chunk in which ``budget_s`` seconds ran out; the per-layer counts summed over chunks."""
-    from tcja_deploy.hardware.vae_lava import compare_decoder, run_decoder_lava
+    from tcja_deploy.hardware.vae_lava import compare_chain, run_chain_lava
 
     t0 = time.perf_counter()
     total: Optional[dict] = None
     for start in range(0, int(z.shape[1]), LAVA_CHUNK):
         zc = z[:, start:start + LAVA_CHUNK]
-        r = compare_decoder(graph, zc, run_decoder_lava(graph, zc, matrices))
+        r = compare_chain(graph, zc, run_chain_lava(graph, zc, matrices))
         if total is None:
             total = r
         else:
@@ -180,7 +180,7 @@ def convert_vae(run_dir: Path, out_dir: Path, lava_samples: int = 16, lava_budge
                     "seed": seed, "note": "sampled on the host (prior; posterior of each test image) by the float "
                                           "model, the profile's generated images and reconstructions"},
         "placement": {n: ("host" if node.category == "host" else "chip") for n, node in graph.items()},
-        "lags": decoder_lags(graph),
+        "lags": chain_lags(graph),
         "host": host_document(model, graph),
         "files": ["graph.json", VD.SYNAPSE_FILE, VD.LATENT_FILE, VD.FIDELITY_FILE],
     })

@@ -50,7 +50,7 @@ def decoder_fidelity(model: SpikingVAE, train: torch.Tensor, test: torch.Tensor,
     "graph": fixed-point Graph, "latents": {"prior", "test"} [T, N, L], "images": {"prior_float", "prior_fixed"}
     [N, C, H, W] float64}``: PSNR statistics fixed vs float per image (dB) on the test reconstructions and on
     as many prior samples, the test reconstruction MSE of both, the float32 float graph's largest deviation from
-    ``model.decode``, and :func:`tcja_deploy.hardware.vae_lava.compare_decoder` on ``lava_samples`` latents
+    ``model.decode``, and :func:`tcja_deploy.hardware.vae_lava.compare_chain` on ``lava_samples`` latents
     (all but one from the prior, the last a test posterior; 0: no Lava run). Seeded by ``seed``.
     """
     model.eval()
@@ -78,10 +78,10 @@ def decoder_fidelity(model: SpikingVAE, train: torch.Tensor, test: torch.Tensor,
             entry["recon_mse_fixed"] = float(((yq - test.double()) ** 2).mean())
         out[name] = entry
     if lava_samples > 0:
-        from tcja_deploy.hardware.vae_lava import compare_decoder
+        from tcja_deploy.hardware.vae_lava import compare_chain
 
         z_l = torch.cat([z_prior[:, : lava_samples - 1], z_test[:, :1]], 1)
-        out["lava"] = compare_decoder(graph, z_l)
+        out["lava"] = compare_chain(graph, z_l)
     out["graph"] = graph
     out["latents"] = {"prior": z_prior, "test": z_test}
     out["images"] = images

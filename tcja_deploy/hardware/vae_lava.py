@@ -1,19 +1,21 @@
-"""The spiking VAE's fixed-point decoder on Lava's simulator, and its check against the emulator.
+"""The spiking VAE's fixed-point decoder and encoder on Lava's simulator, and their check against the emulator.
 
-The network is built from lava-nc's standard processes only (docs/DESIGN.md §13):
+Either network is a chain (``conversion/vae_graph.py``) built from lava-nc's standard processes only
+(docs/DESIGN.md §13):
 
-- the latent spikes z [T, N, L] come from a ``RingBuffer``, the N samples back to back (one per T steps);
-- each synapse (``q_linear`` or ``q_conv_transpose2d``) is one ``Sparse`` holding its integer matrix
-  (:func:`tcja_deploy.conversion.transposed.transposed_matrix` for a transposed conv), graded when its input is a
-  gate's payload;
+- the input payloads come from a ``RingBuffer``, the N samples back to back (one per T steps): the decoder's
+  latent spikes z [T, N, L] (binary) or the encoder's sign-split image (graded, the ``q_input``'s payload codes);
+- each synapse (``q_linear``, ``q_conv_transpose2d`` or ``q_conv2d``) is one ``Sparse`` holding its integer matrix
+  (:func:`tcja_deploy.conversion.transposed.transposed_matrix` for a transposed conv,
+  :func:`~tcja_deploy.conversion.transposed.conv_matrix` for a conv), graded when its input is a graded payload;
 - each ``q_cuba_lif`` is a ``LIFReset`` (du = i_decay − 1, as NetX writes it: Lava adds 1 back; dv = v_decay;
   bias_exp 6; reset every T steps where the first step of a sample reaches it); neurons are flat vectors in
   C-major order, the order of the Sparse matrices' rows and columns;
 - each neuro-core ``q_gate`` is the sub-network of :func:`tcja_deploy.hardware.lava_gate.build_gate`.
 
 Every LIF layer and every gate output is recorded with an ``Extractor``. Each hop delays by one Lava step and a
-gate by its latency; :func:`decoder_lags` knows them, so the records are cut into windows aligned exactly like
-the emulator's (``execute.run_graph``) and compared value for value by :func:`compare_decoder`.
+gate by its latency; :func:`chain_lags` knows them, so the records are cut into windows aligned exactly like
+the emulator's (``execute.run_graph``) and compared value for value by :func:`compare_chain`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 
 from tcja_deploy.conversion import graph as g
+from tcja_deploy.conversion import fixed_point as Q
 from tcja_deploy.conversion import neurocore_gate as NC
 from tcja_deploy.conversion.execute import infer_shapes, run_graph
 from tcja_deploy.conversion.vae_deploy import synapse_matrix
@@ -33,7 +36,7 @@ from tcja_deploy.errors import UserError
 from tcja_deploy.hardware.lava_runtime import import_lava_runtime
 
 
-def decoder_lags(graph: g.Graph) -> dict[str, int]:
+def chain_lags(graph: g.Graph) -> dict[str, int]:
     """1-based Lava step at which sample 0, step 0 leaves each node (input: 1; +1 per synapse hop; a gate adds
     :func:`neurocore_gate.latency_steps`). Reshapes take no step; the host readout is not on the chip."""
     T = int(graph.meta["T"])
@@ -60,8 +63,8 @@ def _sparse_weights(node: g.Node, in_shape: tuple, matrix=None) -> "object":
 
 
 @dataclass
-class LavaDecoderRun:
-    """What :func:`run_decoder_lava` recorded.
+class LavaChainRun:
+    """What :func:`run_chain_lava` recorded.
 
     Attributes:
         outputs: layer name → [T, N, *per-step shape] int64 (spikes 0/1, gate payload codes), aligned like the
@@ -78,10 +81,13 @@ class LavaDecoderRun:
     extra: dict = field(default_factory=dict)
 
 
-def run_decoder_lava(graph: g.Graph, z: torch.Tensor, matrices: dict | None = None) -> LavaDecoderRun:
-    """Run the fixed-point decoder ``graph`` (:func:`tcja_deploy.conversion.vae_graph.quantize_decoder`) on latent
-    spikes z [T, N, L] with Lava's bit-accurate CPU models (``fixed_pt``); ``matrices``: {synapse node: csr
-    matrix} to load into the Sparse processes (a deploy directory's synapses.npz), None: built from the graph."""
+def run_chain_lava(graph: g.Graph, x: torch.Tensor, matrices: dict | None = None) -> LavaChainRun:
+    """Run a fixed-point chain ``graph`` (the decoder of :func:`tcja_deploy.conversion.vae_graph.quantize_decoder`
+    or the encoder of :func:`~tcja_deploy.conversion.vae_graph.quantize_encoder`) on its input x [T, N, *input
+    shape] (latent spikes z [T, N, L], or :func:`~tcja_deploy.conversion.vae_graph.encoder_input`; the ``q_input``
+    node turns it into payload codes as the emulator does) with Lava's bit-accurate CPU models (``fixed_pt``);
+    ``matrices``: {synapse node: csr matrix} to load into the Sparse processes (a deploy directory's
+    synapses.npz), None: built from the graph."""
     import_lava_runtime()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -93,27 +99,29 @@ def run_decoder_lava(graph: g.Graph, z: torch.Tensor, matrices: dict | None = No
     from tcja_deploy.hardware import lava_gate
 
     if not graph.quantized:
-        raise UserError("the Lava decoder runner takes a fixed-point (q_*) decoder graph")
+        raise UserError("the Lava runner takes a fixed-point (q_*) graph")
     T = int(graph.meta["T"])
-    if z.dim() != 3 or z.shape[0] != T:
-        raise UserError(f"latents must be [T={T}, N, L], got {list(z.shape)}")
-    N = int(z.shape[1])
-    shapes = infer_shapes(graph)
-    lags = decoder_lags(graph)
-    chip = [n for n, node in graph.items() if node.category != "host"]
-    steps = max(lags[n] for n in chip) + N * T - 1
     names = graph.names
     in_node = graph.nodes[names[0]]
-    if not isinstance(in_node, g.QInput) or in_node.payload_bits != 0:
-        raise UserError("the decoder's input must be binary latent spikes (q_input with 0 payload bits)")
-    spikes = (z.to(torch.float64) > 0.5).numpy().astype(np.int32)  # [T, N, L]
-    data = np.zeros((spikes.shape[2], steps), dtype=np.int32)
-    data[:, : N * T] = spikes.transpose(2, 1, 0).reshape(spikes.shape[2], N * T)  # column n·T + t
+    if not isinstance(in_node, g.QInput):
+        raise UserError("the graph's input must be a q_input node")
+    if x.dim() != 2 + len(in_node.shape) or x.shape[0] != T or tuple(x.shape[2:]) != tuple(in_node.shape):
+        raise UserError(f"inputs must be [T={T}, N, {', '.join(map(str, in_node.shape))}], got {list(x.shape)}")
+    N = int(x.shape[1])
+    shapes = infer_shapes(graph)
+    lags = chain_lags(graph)
+    chip = [n for n, node in graph.items() if node.category != "host"]
+    steps = max(lags[n] for n in chip) + N * T - 1
+    codes = Q.input_payload(x, in_node).numpy().astype(np.int32).reshape(T, N, -1)  # [T, N, inputs], C-major
+    n_in = codes.shape[2]
+    data = np.zeros((n_in, steps), dtype=np.int32)
+    data[:, : N * T] = codes.transpose(2, 1, 0).reshape(n_in, N * T)  # column n·T + t
     src = RingBuffer(data=data)
     keep: list = [src]
     probes: list[tuple[str, object, tuple]] = []
     clock = None
-    port, bits, prev_shape = src.s_out, 0, tuple(in_node.shape)  # flat C-major port of the current signal
+    # flat C-major port of the current signal, its payload bits (0: binary spikes) and per-step shape
+    port, bits, prev_shape = src.s_out, int(in_node.payload_bits), tuple(in_node.shape)
     neuron_ports: dict[str, tuple] = {}
     i = 1
     while i < len(names):
@@ -141,9 +149,9 @@ def run_decoder_lava(graph: g.Graph, z: torch.Tensor, matrices: dict | None = No
             i += 2
         elif isinstance(node, g.QGate):
             if node.placement != "neurocore":
-                raise UserError(f"node {name!r}: the decoder runner builds neuro-core gates only")
+                raise UserError(f"node {name!r}: the VAE runner builds neuro-core gates only")
             if node.squeeze_from is not None:
-                raise UserError(f"node {name!r}: a gate that squeezes another layer is not a decoder gate")
+                raise UserError(f"node {name!r}: a gate that squeezes another layer is not a VAE gate")
             if clock is None:
                 clock = lava_gate.PhaseClock(T)
                 keep.append(clock.lif)
@@ -163,7 +171,7 @@ def run_decoder_lava(graph: g.Graph, z: torch.Tensor, matrices: dict | None = No
         elif node.category == "host":
             break
         else:
-            raise UserError(f"node {name!r} ({node.kind}) has no place in the decoder runner")
+            raise UserError(f"node {name!r} ({node.kind}) has no place in the VAE runner")
     extractors = []
     for name, p, shape in probes:
         ext = Extractor(shape=(int(np.prod(shape)),), buffer_size=steps + 1)
@@ -186,17 +194,18 @@ def run_decoder_lava(graph: g.Graph, z: torch.Tensor, matrices: dict | None = No
         first = lags[name] - 1  # row of Lava step lags[name]
         win = raw[name][first: first + N * T].astype(np.int64).reshape(N, T, *shape)
         outputs[name] = np.moveaxis(win, 0, 1)  # [T, N, ...]
-    return LavaDecoderRun(outputs=outputs, lags=lags, steps=steps, seconds=seconds, processes=len(keep))
+    return LavaChainRun(outputs=outputs, lags=lags, steps=steps, seconds=seconds, processes=len(keep))
 
 
-def compare_decoder(graph: g.Graph, z: torch.Tensor, lava: LavaDecoderRun | None = None) -> dict:
-    """Emulator vs Lava on every on-chip decoder layer for latents z [T, N, L].
+def compare_chain(graph: g.Graph, x: torch.Tensor, lava: LavaChainRun | None = None) -> dict:
+    """Emulator vs Lava on every on-chip layer of a decoder or encoder graph for its input x [T, N, ...]
+    (:func:`run_chain_lava`'s).
 
     Returns ``{"layers": {name: {"values": int, "equal": int, "identical": bool, "events": int}},
     "all_layers_identical": bool, "samples": N, "lava_steps", "lava_seconds", "processes"}``; ``events`` counts the
     emulator's nonzero outputs (so that a silent layer is visible)."""
-    lava = lava or run_decoder_lava(graph, z)
-    _, rec = run_graph(graph, z.to(torch.float64), record=True)
+    lava = lava or run_chain_lava(graph, x)
+    _, rec = run_graph(graph, x.to(torch.float64), record=True)
     layers = {}
     for name in chip_layers(graph):
         emu = rec[name].to(torch.float64).round().to(torch.int64).numpy()
@@ -206,5 +215,5 @@ def compare_decoder(graph: g.Graph, z: torch.Tensor, lava: LavaDecoderRun | None
                                                                                     equal == emu.size),
                         "events": int(np.count_nonzero(emu))}
     return {"layers": layers, "all_layers_identical": all(v["identical"] for v in layers.values()),
-            "samples": int(z.shape[1]), "lava_steps": lava.steps, "lava_seconds": lava.seconds,
+            "samples": int(x.shape[1]), "lava_steps": lava.steps, "lava_seconds": lava.seconds,
             "processes": lava.processes}

@@ -7,7 +7,7 @@ Two workloads, each a standard profile directory (:mod:`tcja_deploy.hardware.pro
 - ``reconstruction/``: the decoder on the test images' posterior latent trains (the encoder runs on the host).
 
 Backends: ``emulator`` (bit-exact, every latent train by default) and ``lava-sim`` (the decoder built from Lava's
-standard processes, :func:`tcja_deploy.hardware.vae_lava.run_decoder_lava`, with the Sparse matrices of
+standard processes, :func:`tcja_deploy.hardware.vae_lava.run_chain_lava`, with the Sparse matrices of
 ``synapses.npz``; :data:`LAVA_DEFAULT_SAMPLES` by default). The top ``profile.json``
 (``"format": "tcja_deploy.vae_profile/1"``) adds what the host does per image (:mod:`tcja_deploy.hardware.vae_host`)
 and the totals per generated image and per reconstruction::
@@ -83,7 +83,7 @@ class VAEEmulatorBackend(EmulatorBackend):
 
 @dataclass
 class VAELavaBackend:
-    """Lava's CPU simulator on the decoder (:func:`~tcja_deploy.hardware.vae_lava.run_decoder_lava`), its Sparse
+    """Lava's CPU simulator on the decoder (:func:`~tcja_deploy.hardware.vae_lava.run_chain_lava`), its Sparse
     synapses loaded from ``synapses.npz`` (checked against the graph); images by the host readout."""
 
     name: str = "lava-sim"
@@ -103,12 +103,12 @@ class VAELavaBackend:
 
         from tcja_deploy.conversion.execute import image_readout
         from tcja_deploy.conversion.layers import latency_steps
-        from tcja_deploy.hardware.vae_lava import run_decoder_lava
+        from tcja_deploy.hardware.vae_lava import run_chain_lava
 
         graph = deploy.graph
         shapes = infer_shapes(graph)
         z = torch.from_numpy(np.ascontiguousarray(frames))
-        lava = run_decoder_lava(graph, z, self.matrices or None)
+        lava = run_chain_lava(graph, z, self.matrices or None)
         produced: dict[str, np.ndarray] = {graph.names[0]: (frames > 0.5).astype(np.int64)}
         prev = graph.names[0]
         for name, node in graph.items():
