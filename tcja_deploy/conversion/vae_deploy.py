@@ -10,13 +10,19 @@ with one line, and :func:`read_vae_deploy` refuses a classifier's)::
                     "latents": {"file": "latents.npz", "prior": N, "posterior": N, "seed"},
                     "placement": {node: "chip" | "host"}, "lags": {node: Lava step of sample 0, step 0},
                     "host": what runs on the host per image, with its operation counts (DESIGN.md §13),
+                    "encoder": {"file": "encoder.json", "synapses": "encoder_synapses.npz"},
                     "files": every file of the directory
+    encoder.json    the fixed-point encoder graph (same schema; input = the sign-split image) plus "kind":
+                    "vae-encoder", "synapses" and "lags" as graph.json's, "placement"
+    encoder_synapses.npz  the encoder's Sparse matrices, as synapses.npz (a conv's is
+                    :func:`~tcja_deploy.conversion.transposed.conv_matrix`)
     synapses.npz    per synapse node ``<node>.data`` int32, ``<node>.indices`` int32, ``<node>.indptr`` int32,
                     ``<node>.shape`` int64 [2]: the CSR matrix [out_neurons, in_neurons] of its Lava ``Sparse``
                     (C-major neurons); a transposed conv's is :func:`~tcja_deploy.conversion.transposed.transposed_matrix`
     latents.npz     ``prior`` uint8 [T, N, L]: latent spike trains the host sampled from the prior (the profile's
                     generated images); ``posterior`` uint8 [T, M, L]: one posterior sample per test image (its
-                    reconstructions); ``labels`` int64 [M] of those test images
+                    reconstructions); ``labels`` int64 [M] of those test images; ``images`` float32
+                    [M, C, H, W] in [−1, 1]: the test images themselves (the encoder's input)
     fidelity.json   float vs fixed point (PSNR, reconstruction MSE, FID) and Lava vs emulator
                     (:mod:`tcja_deploy.hardware.vae_convert`)
 
@@ -42,10 +48,12 @@ KIND = "vae-deploy"
 SYNAPSE_FILE = "synapses.npz"
 LATENT_FILE = "latents.npz"
 FIDELITY_FILE = "fidelity.json"
+ENCODER_FILE = "encoder.json"
+ENCODER_SYNAPSE_FILE = "encoder_synapses.npz"
 SYNAPSE_FIELDS = ("data", "indices", "indptr", "shape")
 #: graph.json ``host``: part → the key of its per-image counts, and the counts every part holds.
 HOST_PARTS = {"prior": "counts_per_generated_image", "readout": "counts_per_image",
-              "encoder": "counts_per_reconstruction"}
+              "posterior": "counts_per_reconstruction", "image_input": "counts_per_reconstruction"}
 HOST_COUNT_KEYS = ("macs", "activations", "weights", "inputs", "outputs")
 
 
@@ -120,15 +128,17 @@ def load_synapses(path: Path, graph: g.Graph) -> dict[str, sp.csr_matrix]:
     return out
 
 
-def write_latents(path: Path, prior: np.ndarray, posterior: np.ndarray, labels: np.ndarray) -> None:
+def write_latents(path: Path, prior: np.ndarray, posterior: np.ndarray, labels: np.ndarray, images: np.ndarray
+                  ) -> None:
     np.savez(path, prior=np.asarray(prior, dtype=np.uint8), posterior=np.asarray(posterior, dtype=np.uint8),
-             labels=np.asarray(labels, dtype=np.int64))
+             labels=np.asarray(labels, dtype=np.int64), images=np.asarray(images, dtype=np.float32))
 
 
-def load_latents(path: Path, T: int, L: int) -> dict[str, np.ndarray]:
-    """``latents.npz``: {"prior" [T, N, L], "posterior" [T, M, L]} uint8 spikes and "labels" [M] int64."""
+def load_latents(path: Path, T: int, L: int, image_shape: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
+    """``latents.npz``: {"prior" [T, N, L], "posterior" [T, M, L]} uint8 spikes, "labels" [M] int64 and "images"
+    [M, C, H, W] float32 in [−1, 1] (checked against ``image_shape`` (C, H, W) when given)."""
     arrays = _npz(path)
-    for key in ("prior", "posterior", "labels"):
+    for key in ("prior", "posterior", "labels", "images"):
         if key not in arrays:
             raise UserError(f"{path}: lacks {key!r}")
     for key in ("prior", "posterior"):
@@ -140,6 +150,13 @@ def load_latents(path: Path, T: int, L: int) -> dict[str, np.ndarray]:
     lab = arrays["labels"]
     if not np.issubdtype(lab.dtype, np.integer) or lab.shape != (arrays["posterior"].shape[1],):
         raise UserError(f"{path}: 'labels' must be integers, one per posterior latent train")
+    im = arrays["images"]
+    want = (arrays["posterior"].shape[1], *(image_shape or im.shape[1:]))
+    if im.dtype != np.float32 or im.ndim != 4 or im.shape != want:
+        raise UserError(f"{path}: 'images' must be float32 {list(want)}, one per posterior latent train, got "
+                        f"{im.dtype} {list(im.shape)}")
+    if im.size and not (np.isfinite(im).all() and np.abs(im).max() <= 1):
+        raise UserError(f"{path}: 'images' must hold finite values in [−1, 1]")
     return arrays
 
 
@@ -161,7 +178,28 @@ def read_vae_deploy(deploy_dir: str | Path) -> Deploy:
         counts = host.get(part, {}).get(key) if isinstance(host.get(part), dict) else None
         if not isinstance(counts, dict) or not all(isinstance(counts.get(k), int) for k in HOST_COUNT_KEYS):
             raise UserError(f"{where}: host.{part}.{key} must hold the integer counts {list(HOST_COUNT_KEYS)}")
+    enc = deploy.doc.get("encoder")
+    if not isinstance(enc, dict) or not all(isinstance(enc.get(k), str) for k in ("file", "synapses")):
+        raise UserError(f"{where}: lacks the 'encoder' object {{\"file\", \"synapses\"}} of a VAE deploy directory")
     return deploy
+
+
+def read_encoder(deploy: Deploy) -> tuple[dict, g.Graph]:
+    """(encoder.json's document, its fixed-point encoder graph) of a VAE deploy directory; one line on bad input."""
+    import json
+
+    p = deploy.path(deploy.doc["encoder"]["file"])
+    try:
+        doc = json.loads(p.read_text())
+        graph = g.Graph.from_dict(doc)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"{p}: not a readable encoder graph ({type(e).__name__}: {one_line(e)})") from None
+    if doc.get("kind") != "vae-encoder" or not graph.quantized:
+        raise UserError(f"{p}: not a fixed-point VAE encoder graph (kind={doc.get('kind')!r})")
+    for key in ("synapses", "lags"):
+        if not isinstance(doc.get(key), dict):
+            raise UserError(f"{p}: lacks the {key!r} object")
+    return doc, graph
 
 
 def read_fidelity(deploy: Deploy) -> dict:

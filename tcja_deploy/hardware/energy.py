@@ -56,6 +56,9 @@ HOROWITZ_2014 = ("Horowitz, 'Computing's Energy Problem (and what we can do abou
                  "energy-per-operation table (Fig. 1.1.9), 45 nm, 0.9 V")
 YAN_2024 = ("Yan, Bai, Tang, Wong, 'Reconsidering the energy efficiency of spiking neural networks', "
             "arXiv:2409.08290")
+MARSAGLIA_2003 = "Marsaglia, 'Xorshift RNGs', Journal of Statistical Software 8(14), 2003"
+#: Integer operations of one xorshift32 step (32 random bits): three shifts and three XORs.
+XORSHIFT32_OPS = 6
 LOIHI_FIXED_POINT = "Loihi 2 fixed point as NetX/slayer export it: 8-bit weights, 24-bit u and v (docs/DESIGN.md §3)"
 SANAFE_LOIHI = ("SANA-FE (SLAM-Lab/SANA-FE), loihi.yaml: first version (commit 1eaa01e) inactive 47.5 pJ, active "
                 "81 pJ; later arch/loihi.yaml 51.2 pJ inactive (its own calibration, 47.5 commented out)")
@@ -110,6 +113,7 @@ REQUIRED: dict[str, dict[str, tuple[str, str]]] = {
         "int32_add_pj": ("pJ", "one 32-bit integer add"),
         "int32_mult_pj": ("pJ", "one 32-bit integer multiply"),
         "sram_access_64b_pj": ("pJ", "one 64-bit access to on-chip SRAM"),
+        "dram_access_64b_pj": ("pJ", "one 64-bit DRAM access (the proxy of an off-chip transfer)"),
         "snn_weight_bits": ("bit", "SNN weight width read per SynOp"),
         "snn_state_bits": ("bit", "SNN state variable width (u, v); picks the integer adder of the SNN rows"),
         "ann_weight_bits": ("bit", "fp32 ANN weight width"),
@@ -222,6 +226,9 @@ CMOS45NM_HOROWITZ2014 = EnergyProfile(
         "int32_mult_pj": _c(3.1, "pJ", HOROWITZ_2014, "32-bit integer multiply"),
         "sram_access_64b_pj": _c(10.0, "pJ", HOROWITZ_2014, "8 kB SRAM, 64-bit access (reads and writes "
                                  "charged alike); 32 kB: 20 pJ, 1 MB: 100 pJ, DRAM: 1.3–2.6 nJ"),
+        "dram_access_64b_pj": _c(1300.0, "pJ", HOROWITZ_2014, "64-bit DRAM access, the low end of 1.3–2.6 nJ; "
+                                 "used as a proxy for moving 64 bits between host and chip (no cited figure for "
+                                 "Loihi 2's host interface)"),
         "snn_weight_bits": _c(8, "bit", LOIHI_FIXED_POINT),
         "snn_state_bits": _c(24, "bit", LOIHI_FIXED_POINT),
         "ann_weight_bits": _c(32, "bit", "ours: fp32, the width Horowitz's E_MAC is for"),
@@ -458,7 +465,13 @@ def derived_constants(profile: EnergyProfile) -> dict[str, Constant]:
       weights of ≤ 8 bits (the event-count input frames, a host gate's output);
     - ``snn_int_neuron_update_pj`` = 2 int32 multiplies + 2 SNN adds: the CUBA step u·(1−du)+in,
       v·(1−dv)+u in fixed point (decays are multiplies by a 12-bit factor and a shift); the compare is
-      neglected, as in ``neuron_update_pj``.
+      neglected, as in ``neuron_update_pj``;
+    - ``prng_bit_pj`` = 6 × int32 add / 32: one random bit of a software xorshift32 generator on the host
+      (Marsaglia 2003: ``x ^= x << 13; x ^= x >> 17; x ^= x << 5``, three shifts and three XORs per 32 bits),
+      each shift or XOR priced as a 32-bit integer add, the cheapest 32-bit operation Horowitz lists (an upper
+      bound: a shift or an XOR has no carry chain);
+    - ``offchip_bit_pj`` = DRAM access / 64: one bit moved between host and chip, the 64-bit DRAM access as
+      the proxy of an off-chip transfer.
     """
     g = profile.get
     state = g("snn_state_bits")
@@ -477,6 +490,12 @@ def derived_constants(profile: EnergyProfile) -> dict[str, Constant]:
         "snn_int_neuron_update_pj": Constant(2 * g("int32_mult_pj") + 2 * add, "pJ", cite,
                                              "fixed-point CUBA step (two decays, two adds; compare neglected)",
                                              "2 × int32_mult_pj + 2 × snn_int_add_pj"),
+        "prng_bit_pj": Constant(XORSHIFT32_OPS * g("int32_add_pj") / 32, "pJ", cite,
+                                "one random bit of a host xorshift32 (3 shifts + 3 XORs per 32 bits, each priced as "
+                                "a 32-bit add; " + MARSAGLIA_2003 + ")", f"{XORSHIFT32_OPS} × int32_add_pj / 32"),
+        "offchip_bit_pj": Constant(g("dram_access_64b_pj") / 64, "pJ", cite,
+                                   "one bit between host and chip (DRAM access as the proxy of an off-chip transfer)",
+                                   "dram_access_64b_pj / 64"),
     }
 
 

@@ -1,12 +1,17 @@
-"""``convert --target loihi2`` for a spiking-VAE run: the decoder for the chip, its fidelity, the deploy directory.
+"""``convert --target loihi2`` for a spiking-VAE run: decoder and encoder for the chip, their fidelity, the deploy
+directory.
 
 The pipeline (docs/DESIGN.md §13): load the run and its dataset (train and test splits); convert and quantize the
 decoder (:func:`tcja_deploy.hardware.vae_fidelity.decoder_fidelity`: calibrated on the training posteriors and
 prior samples; PSNR per image fixed vs float on the test reconstructions and on as many prior samples;
-reconstruction MSE); classifier-FID and autoencoder-FID of the float and the fixed-point decoder's prior samples
+reconstruction MSE); convert and quantize the encoder (calibrated on the training images;
+:func:`tcja_deploy.hardware.vae_fidelity.encoder_fidelity`: latent-input spike agreement fixed vs float, and the
+reconstructions of the fixed-point encoder → host posterior → fixed-point decoder chain against the float chain);
+classifier-FID and autoencoder-FID of the float and the fixed-point decoder's prior samples
 against the test split (the in-project feature nets of :mod:`tcja_deploy.generation.feature_nets`, the ones
-``generate`` uses); the Lava simulator against the emulator on every on-chip layer for a few latents, with the
-synapse matrices read back from the written ``synapses.npz``; then the deploy directory
+``generate`` uses); the Lava simulator against the emulator on every on-chip layer for a few latents and then,
+in what is left of the same budget (at least one chunk), a few test images through the encoder, with the synapse
+matrices read back from the written ``synapses.npz`` and ``encoder_synapses.npz``; then the deploy directory
 (:mod:`tcja_deploy.conversion.vae_deploy`) renamed into place whole.
 
 ``fidelity.json``::
@@ -19,8 +24,13 @@ synapse matrices read back from the written ``synapses.npz``; then the deploy di
      "fid": {"classifier": {"float", "fixed", "relative_change", "features"} | null,
              "autoencoder": {"float", "fixed", "relative_change", "features"}, "against": "test split",
              "samples", "feature_nets"},
-     "lava": compare_chain's dict summed over the chunks run | null, "lava_budget_s",
-     "targets": {"fid_within_5_percent": bool | null, "lava_bit_exact": bool | null}, "seconds": {...}}
+     "encoder": {"calibration_images", "float_vs_model", "latent_input", "posterior_z":
+                 {"agreement", "rate_a", "rate_b", "values"},
+                 "reconstruction": {"n", "psnr_db", "recon_mse_float", "recon_mse_fixed", "recon_mse_change"},
+                 "lava": as "lava", on test images | null},
+     "lava": compare_chain's dict summed over the chunks run (decoder) | null, "lava_budget_s",
+     "targets": {"fid_within_5_percent": bool | null, "lava_bit_exact": bool | null (decoder and encoder)},
+     "seconds": {...}}
 """
 
 from __future__ import annotations
@@ -35,12 +45,13 @@ import torch
 
 from tcja_deploy import atomic, outputs
 from tcja_deploy.conversion import vae_deploy as VD
+from tcja_deploy.conversion import vae_graph as V
 from tcja_deploy.conversion.deploy import json_safe
 from tcja_deploy.conversion.execute import infer_shapes
 from tcja_deploy.conversion.layers import payload_bits
 from tcja_deploy.errors import UserError
 from tcja_deploy.hardware import vae_host as H
-from tcja_deploy.hardware.vae_fidelity import decoder_fidelity
+from tcja_deploy.hardware.vae_fidelity import decoder_fidelity, encoder_fidelity
 from tcja_deploy.hardware.vae_lava import chain_lags
 
 #: Latent trains per Lava run of the check; the budget is checked after each.
@@ -54,10 +65,11 @@ def relative_change(new: float, ref: float) -> Optional[float]:
     return None if ref == 0 else float((new - ref) / ref)
 
 
-def lava_check(graph, z: torch.Tensor, matrices: dict, budget_s: float, log: Callable[[str], None] = print
-               ) -> dict:
-    """Lava vs emulator on every on-chip layer for latents z [T, n, L], :data:`LAVA_CHUNK` trains per Lava run,
-    stopping after the chunk in which ``budget_s`` seconds ran out; the per-layer counts summed over chunks."""
+def lava_check(graph, z: torch.Tensor, matrices: dict, budget_s: float, log: Callable[[str], None] = print,
+               what: str = "latent trains") -> dict:
+    """Lava vs emulator on every on-chip layer for the inputs z [T, n, ...] of a decoder or encoder graph,
+    :data:`LAVA_CHUNK` samples per Lava run, stopping after the chunk in which ``budget_s`` seconds ran out (the
+    first chunk always runs); the per-layer counts summed over chunks."""
     from tcja_deploy.hardware.vae_lava import compare_chain, run_chain_lava
 
     t0 = time.perf_counter()
@@ -77,7 +89,7 @@ def lava_check(graph, z: torch.Tensor, matrices: dict, budget_s: float, log: Cal
             total["lava_steps"] += r["lava_steps"]
             total["lava_seconds"] += r["lava_seconds"]
         total["all_layers_identical"] = all(v["identical"] for v in total["layers"].values())
-        log(f"lava: {total['samples']}/{z.shape[1]} latent trains, identical: {total['all_layers_identical']}")
+        log(f"lava: {total['samples']}/{z.shape[1]} {what}, identical: {total['all_layers_identical']}")
         if time.perf_counter() - t0 >= budget_s:
             break
     assert total is not None
@@ -97,7 +109,15 @@ def fid_pair(net, float_images: torch.Tensor, fixed_images: torch.Tensor, test: 
             "features": f"in-project {net.config.kind} ({net.feature_dim}-d)"}
 
 
-def host_document(model, graph) -> dict:
+#: Why the prior and the posterior stay on the host (docs/DESIGN.md §13, hardware/vae_host.py).
+AUTOREGRESSIVE_WHY = ("autoregressive: z_t is picked from candidates computed from z_(t-1), and on the chip the loop "
+                      "z_(t-1) -> 3 synaptic hops -> candidates -> pick -> z_t needs >= 4 Lava steps (each Dense / "
+                      "Sparse hop delivers one step late), so it cannot advance once per time step; idle steps would "
+                      "let the neurons decay. The random choice could be streamed from the host; the loop latency is "
+                      "the blocker")
+
+
+def host_document(model, graph, encoder) -> dict:
     """graph.json's ``host``: what runs off the neuro cores per image, with :mod:`vae_host`'s counts."""
     c = model.config
     shapes = infer_shapes(graph)
@@ -105,16 +125,22 @@ def host_document(model, graph) -> dict:
     readout = graph.nodes[names[-1]]
     return {
         "prior": {"where": "host", "counts_per_generated_image": H.prior_counts(c.latent_dim, c.k, c.T),
-                  "why": "Lava 0.10's fixed_pt process models have no random source; the prior's k-way random "
-                         "choice and its feedback of z_t stay with the three layers on the host, and the chip "
-                         "receives the finished latent train (one transfer of T·L bits per image)"},
+                  "why": "the prior is " + AUTOREGRESSIVE_WHY + "; the chip receives the finished latent train "
+                         "(T·L bits per image)"},
         "readout": {"where": "host", "node": names[-1],
                     "counts_per_image": H.readout_counts(shapes[names[-2]], shapes[names[-1]],
-                                                         int(np.asarray(readout.weight).shape[-1]), int(c.T)),
+                                                         int(np.asarray(readout.weight).shape[-1]), int(c.T),
+                                                         payload_bits(graph, names[-2])),
                     "why": "the readout reads a membrane value weighted over time and applies tanh; no spiking "
                            "neuron emits either"},
-        "encoder": {"where": "host", "counts_per_reconstruction": H.encoder_counts(model),
-                    "why": "the encoder and posterior are not converted (issue 12 leaves them for later)"},
+        "posterior": {"where": "host", "counts_per_reconstruction": H.posterior_counts(c.latent_dim, c.k, c.T),
+                      "why": "the posterior is " + AUTOREGRESSIVE_WHY + "; it reads the chip encoder's x (T·L bits "
+                             "up) and sends z to the decoder (T·L bits down)"},
+        "image_input": {"where": "host", "counts_per_reconstruction": H.image_input_counts(
+                            (c.in_channels, c.image_size, c.image_size), int(encoder.nodes["input"].payload_bits),
+                            int(c.T)),
+                        "why": "the image is split by sign, quantized to the encoder's graded input payload and sent "
+                               "to the chip at every step"},
     }
 
 
@@ -155,6 +181,13 @@ def convert_vae(run_dir: Path, out_dir: Path, lava_samples: int = 16, lava_budge
                  "test_reconstruction": r["test_reconstruction"], "prior_samples": r["prior_samples"]}
     rec = fid["test_reconstruction"]
     rec["recon_mse_change"] = relative_change(rec["recon_mse_fixed"], rec["recon_mse_float"])
+    t = time.perf_counter()
+    e = encoder_fidelity(model, images["train"], test, r["float_graph"], graph, seed=seed)
+    enc_graph = e.pop("graph")
+    er = e["reconstruction"]
+    er["recon_mse_change"] = relative_change(er["recon_mse_fixed"], er["recon_mse_float"])
+    fid["encoder"] = {k: v for k, v in e.items() if k != "convert_seconds"}
+    seconds["encoder"] = time.perf_counter() - t
 
     t = time.perf_counter()
     cache = Path(feature_nets) if feature_nets is not None else run_dir.resolve().parent / "feature_nets"
@@ -167,6 +200,16 @@ def convert_vae(run_dir: Path, out_dir: Path, lava_samples: int = 16, lava_budge
     seconds["fid"] = time.perf_counter() - t
 
     matrices = VD.synapse_matrices(graph)
+    enc_matrices = VD.synapse_matrices(enc_graph)
+    enc_doc = enc_graph.to_dict()
+    enc_doc.update({
+        "kind": "vae-encoder", "target": "loihi2",
+        "synapses": {"file": VD.ENCODER_SYNAPSE_FILE, "layers": [
+            {"node": n, "shape": list(m.shape), "nnz": int(m.nnz),
+             "input_payload_bits": payload_bits(enc_graph, enc_graph.names[enc_graph.names.index(n) - 1])}
+            for n, m in enc_matrices.items()]},
+        "placement": {n: "chip" for n in enc_graph.names},
+        "lags": chain_lags(enc_graph)})
     z_prior, z_test = r["latents"]["prior"], r["latents"]["test"]
     T, L = int(c.T), int(c.latent_dim)
     doc = graph.to_dict()
@@ -181,15 +224,20 @@ def convert_vae(run_dir: Path, out_dir: Path, lava_samples: int = 16, lava_budge
                                           "model, the profile's generated images and reconstructions"},
         "placement": {n: ("host" if node.category == "host" else "chip") for n, node in graph.items()},
         "lags": chain_lags(graph),
-        "host": host_document(model, graph),
-        "files": ["graph.json", VD.SYNAPSE_FILE, VD.LATENT_FILE, VD.FIDELITY_FILE],
+        "host": host_document(model, graph, enc_graph),
+        "encoder": {"file": VD.ENCODER_FILE, "synapses": VD.ENCODER_SYNAPSE_FILE},
+        "files": ["graph.json", VD.SYNAPSE_FILE, VD.LATENT_FILE, VD.FIDELITY_FILE, VD.ENCODER_FILE,
+                  VD.ENCODER_SYNAPSE_FILE],
     })
     with atomic.atomic_dir(out_dir) as tmp:
         VD.write_synapses(tmp / VD.SYNAPSE_FILE, matrices)
         VD.write_latents(tmp / VD.LATENT_FILE, (z_prior > 0.5).numpy(), (z_test > 0.5).numpy(),
-                         labels["test"].numpy())
+                         labels["test"].numpy(), test.numpy())
+        VD.write_synapses(tmp / VD.ENCODER_SYNAPSE_FILE, enc_matrices)
+        (tmp / VD.ENCODER_FILE).write_text(json.dumps(enc_doc))
         (tmp / "graph.json").write_text(json.dumps(doc))
         fid["lava"], fid["lava_budget_s"] = None, float(lava_budget_s)
+        fid["encoder"]["lava"] = None
         n = min(lava_samples, int(z_prior.shape[1]) + 1)
         if n > 0:
             t = time.perf_counter()
@@ -197,16 +245,24 @@ def convert_vae(run_dir: Path, out_dir: Path, lava_samples: int = 16, lava_budge
             z_l = torch.cat([z_prior[:, : n - 1], z_test[:, :1]], 1)
             fid["lava"] = lava_check(graph, z_l, read_back, lava_budget_s, log)
             seconds["lava"] = time.perf_counter() - t
+            t = time.perf_counter()
+            enc_back = VD.load_synapses(tmp / VD.ENCODER_SYNAPSE_FILE, enc_graph)
+            x_l = V.encoder_input(test[: min(n, len(test))], T)
+            fid["encoder"]["lava"] = lava_check(enc_graph, x_l, enc_back, max(lava_budget_s - seconds["lava"], 0.0),
+                                                log, what="test images (encoder)")
+            seconds["lava_encoder"] = time.perf_counter() - t
         cl = fid["fid"]["classifier"]
         fid["targets"] = {
             "fid_within_5_percent": None if cl is None or cl["relative_change"] is None
             else bool(cl["relative_change"] <= FID_TOLERANCE),
-            "lava_bit_exact": None if fid["lava"] is None else bool(fid["lava"]["all_layers_identical"])}
+            "lava_bit_exact": None if fid["lava"] is None else bool(
+                fid["lava"]["all_layers_identical"] and fid["encoder"]["lava"]["all_layers_identical"])}
         seconds["total"] = time.perf_counter() - t0
         fid["seconds"] = seconds
         fid = json_safe(fid)
         (tmp / VD.FIDELITY_FILE).write_text(json.dumps(fid, indent=2, allow_nan=False) + "\n")
-        VD.load_latents(tmp / VD.LATENT_FILE, T, L)  # what the profile will read: checked before the rename
+        VD.load_latents(tmp / VD.LATENT_FILE, T, L, (c.in_channels, c.image_size, c.image_size))  # checked before
+        # the rename: what the profile will read
         outputs.write_marker(tmp, VD.KIND)  # last: readers take only a complete deploy directory
     return fid
 
@@ -227,8 +283,15 @@ def format_table(fid: dict) -> str:
         if f is not None:
             lines.append(f"{name}-FID ({fid['fid']['samples']} prior samples vs test): float {f['float']:.3f}, "
                          f"fixed {f['fixed']:.3f} ({100 * (f['relative_change'] or 0):+.2f} %)")
-    lava = fid["lava"]
-    if lava is not None:
-        lines.append(f"Lava vs emulator: {lava['samples']} latent trains, {len(lava['layers'])} on-chip layers, "
-                     f"identical: {lava['all_layers_identical']}")
+    enc = fid["encoder"]
+    er = enc["reconstruction"]
+    lines += [f"encoder: latent-input spikes x fixed vs float agree on {100 * enc['latent_input']['agreement']:.2f} % "
+              f"of {enc['latent_input']['values']} values; posterior z {100 * enc['posterior_z']['agreement']:.2f} %",
+              f"reconstruction through the fixed-point encoder and decoder: PSNR vs float chain "
+              f"{db(er['psnr_db']['mean'])} dB mean (min {db(er['psnr_db']['min'])}); MSE float {er['recon_mse_float']:.5f}, "
+              f"fixed {er['recon_mse_fixed']:.5f}"]
+    for what, lava, unit in (("decoder", fid["lava"], "latent trains"), ("encoder", enc.get("lava"), "test images")):
+        if lava is not None:
+            lines.append(f"Lava vs emulator ({what}): {lava['samples']} {unit}, {len(lava['layers'])} on-chip layers, "
+                         f"identical: {lava['all_layers_identical']}")
     return "\n".join(lines)

@@ -1,5 +1,6 @@
-"""Fidelity of the spiking VAE's fixed-point decoder (docs/DESIGN.md §13): float graph vs model, fixed point vs
-float per image, and Lava vs emulator on every on-chip layer.
+"""Fidelity of the spiking VAE's fixed-point decoder and encoder (docs/DESIGN.md §13): float graph vs model, fixed
+point vs float per image (and, for the encoder, per latent-input spike), and Lava vs emulator on every on-chip
+layer.
 
 All images are [N, C, H, W] on the [−1, 1] scale; PSNR is ``10·log10(4 / MSE)`` per image (peak-to-peak 2).
 """
@@ -47,7 +48,7 @@ def decoder_fidelity(model: SpikingVAE, train: torch.Tensor, test: torch.Tensor,
     samples) and measure it.
 
     Returns ``{"float_vs_model": {...}, "test_reconstruction": {...}, "prior_samples": {...}, "lava": {...},
-    "graph": fixed-point Graph, "latents": {"prior", "test"} [T, N, L], "images": {"prior_float", "prior_fixed"}
+    "graph": fixed-point Graph, "float_graph": its float CUBA graph, "latents": {"prior", "test"} [T, N, L], "images": {"prior_float", "prior_fixed"}
     [N, C, H, W] float64}``: PSNR statistics fixed vs float per image (dB) on the test reconstructions and on
     as many prior samples, the test reconstruction MSE of both, the float32 float graph's largest deviation from
     ``model.decode``, and :func:`tcja_deploy.hardware.vae_lava.compare_chain` on ``lava_samples`` latents
@@ -82,7 +83,54 @@ def decoder_fidelity(model: SpikingVAE, train: torch.Tensor, test: torch.Tensor,
 
         z_l = torch.cat([z_prior[:, : lava_samples - 1], z_test[:, :1]], 1)
         out["lava"] = compare_chain(graph, z_l)
-    out["graph"] = graph
+    out["graph"], out["float_graph"] = graph, float_graph
     out["latents"] = {"prior": z_prior, "test": z_test}
     out["images"] = images
+    return out
+
+
+def encode_graph(graph, images: torch.Tensor, batch: int = BATCH) -> torch.Tensor:
+    """Latent input x [T, N, L] (float64 spikes) of an encoder graph for images [N, C, H, W], in batches."""
+    T = int(graph.meta["T"])
+    dtype = torch.float64 if graph.quantized else images.dtype
+    return torch.cat([run_graph(graph, V.encoder_input(b, T).to(dtype)) for b in images.split(batch)], 1).double()
+
+
+def _agreement(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+    """Spike agreement of two trains [T, N, L]: fraction of equal values, and each one's firing rate."""
+    return {"agreement": float((a == b).double().mean()), "rate_a": float(a.double().mean()),
+            "rate_b": float(b.double().mean()), "values": int(a.numel())}
+
+
+def encoder_fidelity(model: SpikingVAE, train: torch.Tensor, test: torch.Tensor, float_decoder, fixed_decoder,
+                     seed: int = 0) -> dict[str, Any]:
+    """Convert ``model``'s encoder (calibrated on the ``train`` images) and measure it on the ``test`` images.
+
+    Returns ``{"float_vs_model": x agreement of the float32 float graph with ``model.features``,
+    "latent_input": x agreement fixed vs float (``rate_a`` fixed, ``rate_b`` float), "posterior_z": the same for
+    the posterior's z drawn from either x with the same random choices, "reconstruction": {"n", "psnr_db" (fixed
+    encoder + fixed decoder vs float encoder + float decoder, per image), "recon_mse_float", "recon_mse_fixed"},
+    "graph": fixed-point encoder Graph, "convert_seconds"}``. The float chain is ``model.features`` → posterior →
+    ``float_decoder``; the fixed chain the fixed-point encoder → the same host posterior → ``fixed_decoder``.
+    """
+    model.eval()
+    t0 = time.perf_counter()
+    float_graph = V.convert_encoder(model)
+    graph = V.quantize_encoder(float_graph, train)
+    out: dict[str, Any] = {"convert_seconds": time.perf_counter() - t0, "calibration_images": int(len(train))}
+    with torch.no_grad():
+        x_model = torch.cat([model.features(b) for b in test.split(BATCH)], 1).double()
+    x_float = encode_graph(float_graph, test.float())
+    x_fixed = encode_graph(graph, test)
+    out["float_vs_model"] = _agreement(x_float, x_model)
+    out["latent_input"] = _agreement(x_fixed, x_model)
+    with torch.no_grad():
+        z_float = model.posterior_sample(x_model.float(), torch.Generator().manual_seed(seed))[0]
+        z_fixed = model.posterior_sample(x_fixed.float(), torch.Generator().manual_seed(seed))[0]
+    out["posterior_z"] = _agreement(z_fixed, z_float)
+    yf, yq = decode_graph(float_decoder, z_float), decode_graph(fixed_decoder, z_fixed)
+    out["reconstruction"] = {"n": int(len(test)), "psnr_db": _stats(psnr_per_image(yf, yq)),
+                             "recon_mse_float": float(((yf - test.double()) ** 2).mean()),
+                             "recon_mse_fixed": float(((yq - test.double()) ** 2).mean())}
+    out["graph"] = graph
     return out

@@ -3,8 +3,8 @@ classifier-style report of each workload.
 
 Writes into ``--out`` (atomically; marker kind ``vae-report``): ``report.md`` (per-image table, host parts, the
 equivalent-ANN VAE, fidelity), ``tables.tex`` (booktabs), ``summary.csv``, ``energy_per_image.png`` (stacked chip
-and host energy beside the ANN VAE), a copy of ``profile.json``, and ``generation/`` and ``reconstruction/``:
-the report of each workload's profile (:func:`tcja_deploy.hardware.report_writer.write_report`: layer tables,
+and host energy beside the ANN VAE), a copy of ``profile.json``, and ``generation/``, ``reconstruction/`` (the
+decoder) and ``reconstruction_encoder/`` (the encoder): the report of each sub-profile (:func:`tcja_deploy.hardware.report_writer.write_report`: layer tables,
 firing-rate, SynOps, energy-breakdown and raster plots).
 """
 
@@ -18,7 +18,7 @@ from typing import Optional
 from tcja_deploy import atomic, outputs
 from tcja_deploy.errors import UserError
 from tcja_deploy.hardware import report_writer as R
-from tcja_deploy.hardware.vae_profile import FORMAT, WORKLOADS, summary_rows
+from tcja_deploy.hardware.vae_profile import ENCODER_DIR, FORMAT, WORKLOADS, summary_rows
 
 KIND = "vae-report"
 PER = {"generation": "per generated image", "reconstruction": "per reconstruction"}
@@ -75,12 +75,16 @@ def host_rows(doc: dict) -> list[tuple[str, ...]]:
     for w in WORKLOADS:
         for part, h in doc["workloads"][w]["host"].items():
             c = h["counts"]
-            rows.append((PER[w], part, f"{c['macs']:,}", f"{c.get('random_draws', 0):,}",
-                         f"{h['energy_pj']['fp32'] / 1e6:.4f}", f"{h['energy_pj']['int8'] / 1e6:.4f}"))
+            e = h["energy_pj"]
+            bits = c.get("bits_to_chip", 0) + c.get("bits_from_chip", 0)
+            rows.append((PER[w], part, f"{c['macs']:,}", f"{c.get('random_bits', 0):,}",
+                         f"{e.get('random_bits', 0) / 1e6:.4f}", f"{bits:,}", f"{e.get('transfer', 0) / 1e6:.4f}",
+                         f"{e['fp32'] / 1e6:.4f}", f"{e['int8'] / 1e6:.4f}"))
     return rows
 
 
-HOST_HEADER = ("workload", "host part", "MACs", "random draws", "fp32 µJ", "int8 µJ")
+HOST_HEADER = ("workload", "host part", "MACs", "random bits", "random µJ", "host-chip bits", "transfer µJ",
+               "total fp32 µJ", "total int8 µJ")
 
 
 def fidelity_rows(fid: dict) -> list[tuple[str, str]]:
@@ -100,10 +104,22 @@ def fidelity_rows(fid: dict) -> list[tuple[str, str]]:
             ch = "n/a" if f["relative_change"] is None else f"{100 * f['relative_change']:+.2f} %"
             rows.append((f"{name}-FID vs test, {fid['fid']['samples']} prior samples (float / fixed)",
                          f"{f['float']:.3f} / {f['fixed']:.3f} ({ch})"))
-    lava = fid.get("lava")
-    rows.append(("Lava vs emulator, every on-chip layer", "not run" if lava is None else
-                 f"{'identical' if lava['all_layers_identical'] else 'DIFFERENT'} on {len(lava['layers'])} layers, "
-                 f"{lava['samples']} latent trains"))
+    enc = fid.get("encoder")
+    if enc is not None:
+        er = enc["reconstruction"]
+        rows += [("encoder: latent-input spikes x, fixed vs float (agreement)",
+                  f"{100 * enc['latent_input']['agreement']:.2f} % of {enc['latent_input']['values']:,}"),
+                 ("encoder: posterior z from fixed vs float x (agreement)",
+                  f"{100 * enc['posterior_z']['agreement']:.2f} %"),
+                 ("PSNR, fixed encoder + decoder vs float chain, test (mean / min)",
+                  f"{db(er['psnr_db']['mean'])} / {db(er['psnr_db']['min'])} (n {er['n']})"),
+                 ("reconstruction MSE through the fixed encoder + decoder (float / fixed)",
+                  f"{er['recon_mse_float']:.5f} / {er['recon_mse_fixed']:.5f}")]
+    for what, lava, unit in (("decoder", fid.get("lava"), "latent trains"),
+                             ("encoder", (enc or {}).get("lava"), "test images")):
+        rows.append((f"Lava vs emulator ({what}), every on-chip layer", "not run" if lava is None else
+                     f"{'identical' if lava['all_layers_identical'] else 'DIFFERENT'} on {len(lava['layers'])} "
+                     f"layers, {lava['samples']} {unit}"))
     return rows
 
 
@@ -119,7 +135,8 @@ def report_md(doc: dict) -> str:
              "## Fidelity (convert's fidelity.json)", "", R.md_table(("figure", "value"), fidelity_rows(fid)), "",
              "## Per workload", "",
              "Layer tables and plots (firing rate, SynOps, energy breakdown, raster): "
-             "[generation](generation/report.md), [reconstruction](reconstruction/report.md); "
+             "[generation](generation/report.md), [reconstruction: decoder](reconstruction/report.md), "
+             f"[reconstruction: encoder]({ENCODER_DIR}/report.md); "
              "`energy_per_image.png` here.", "", "## Caveats", ""]
     lines += [f"- {c}" for c in doc.get("caveats", [])]
     return "\n".join(lines) + "\n"
@@ -165,13 +182,17 @@ def write_vae_report(profile: str | Path, out_dir: str | Path) -> dict:
     with atomic.atomic_dir(out_dir) as tmp:
         for w in WORKLOADS:
             R.write_report(src / doc["workloads"][w]["dir"], tmp / w)
+        if (src / ENCODER_DIR / "profile.json").is_file():
+            R.write_report(src / ENCODER_DIR, tmp / ENCODER_DIR)
         (tmp / "report.md").write_text(report_md(doc))
         (tmp / "summary.csv").write_text(summary_csv(doc))
         (tmp / "tables.tex").write_text("\n\n".join([
             R.tex_table(ENERGY_HEADER, energy_rows(doc), "Energy per image of the spiking VAE (estimates)",
                         "tab:vae-energy", "l" + "r" * (len(ENERGY_HEADER) - 1)),
-            R.tex_table(HOST_HEADER, host_rows(doc), "What runs on the host, per image", "tab:vae-host", "llrrrr"),
-            R.tex_table(("figure", "value"), fidelity_rows(doc["fidelity"]), "Fidelity of the fixed-point decoder",
+            R.tex_table(HOST_HEADER, host_rows(doc), "What runs on the host, per image", "tab:vae-host",
+                        "ll" + "r" * (len(HOST_HEADER) - 2)),
+            R.tex_table(("figure", "value"), fidelity_rows(doc["fidelity"]),
+                        "Fidelity of the fixed-point decoder and encoder",
                         "tab:vae-fidelity", "lr")]) + "\n")
         shutil.copyfile(src / "profile.json", tmp / "profile.json")
         plot_energy_per_image(doc, tmp / "energy_per_image.png")

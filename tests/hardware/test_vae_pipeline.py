@@ -4,7 +4,6 @@ directory's files checked on load, the kinds kept apart, the per-image counts on
 from __future__ import annotations
 
 import json
-import math
 import shutil
 
 import numpy as np
@@ -97,6 +96,17 @@ def test_convert_writes_a_complete_vae_deploy_directory(pipeline):
     lat = VD.load_latents(d / "latents.npz", CFG.T, CFG.latent_dim)
     assert lat["prior"].shape == (3, 359, 4) and lat["posterior"].shape == (3, 359, 4) and lat["prior"].any()
     assert deploy.doc["placement"]["output"] == "host" and deploy.doc["placement"]["dec0.tcja_gate"] == "chip"
+    assert np.array_equal(lat["images"].shape, (359, 1, 32, 32)) and lat["images"].min() < 0 < lat["images"].max()
+    # the encoder: its graph and Sparse matrices (a conv's is its conv_matrix), checked like the decoder's on Lava
+    enc_doc, enc = VD.read_encoder(deploy)
+    assert enc_doc["kind"] == "vae-encoder" and enc.nodes["input"].shape == (2, 32, 32)
+    enc_mats = VD.load_synapses(d / "encoder_synapses.npz", enc)
+    assert list(enc_mats) == ["enc0", "enc1", "enc2", "enc3", "to_latent"]
+    e = fid["encoder"]
+    assert e["float_vs_model"]["agreement"] == 1.0 and 0.5 < e["latent_input"]["agreement"] <= 1
+    assert e["reconstruction"]["n"] == 359 and e["lava"]["all_layers_identical"]
+    # the budget was spent by the decoder's first chunk: the encoder still checks one chunk
+    assert e["lava"]["samples"] == 4 and sum(v["events"] for v in e["lava"]["layers"].values()) > 0
 
 
 def test_profile_counts_each_workload_per_image(pipeline):
@@ -106,15 +116,26 @@ def test_profile_counts_each_workload_per_image(pipeline):
         sub = json.loads((pipeline / "profile" / name / "profile.json").read_text())
         w = top["workloads"][name]
         assert w["samples"] == sub["samples"]["done"] == 359
-        assert w["chip"]["synops"] == sub["total"]["counts"]["synops"]["mean"] > 0
+        assert w["chip"]["synops"] >= sub["total"]["counts"]["synops"]["mean"] > 0
         assert [l["kind"] for l in sub["layers"]][:3] == ["dense", "conv_transpose", "gate"]
         e = w["per_image_pj"]
+        if name == "reconstruction":  # the chip is the encoder's sub-profile plus the decoder's
+            enc = json.loads((pipeline / "profile" / "reconstruction_encoder" / "profile.json").read_text())
+            assert [l["kind"] for l in enc["layers"]] == ["conv"] * 4 + ["dense"]
+            assert w["chip"]["synops"] == pytest.approx(sub["total"]["counts"]["synops"]["mean"]
+                                                        + enc["total"]["counts"]["synops"]["mean"])
+            assert w["chip_parts"]["encoder"]["synops"] > 0
+            sub = {"energy": {"scenarios": {"snn_chip": {"total": {"mean": (
+                sub["energy"]["scenarios"]["snn_chip"]["total"]["mean"]
+                + enc["energy"]["scenarios"]["snn_chip"]["total"]["mean"])}}}}}
         host = sum(h["energy_pj"]["fp32"] for h in w["host"].values())
         assert e["host_fp32"] == pytest.approx(host) and e["loihi2_chip_plus_host"] == pytest.approx(
             e["loihi2_chip"] + host)
-        assert e["loihi2_chip"] == sub["energy"]["scenarios"]["snn_chip"]["total"]["mean"]
-    assert "prior" in top["workloads"]["generation"]["host"]
-    assert "encoder" in top["workloads"]["reconstruction"]["host"]
+        assert e["loihi2_chip"] == pytest.approx(sub["energy"]["scenarios"]["snn_chip"]["total"]["mean"])
+    assert set(top["workloads"]["generation"]["host"]) == {"prior", "readout"}
+    assert set(top["workloads"]["reconstruction"]["host"]) == {"image_input", "posterior", "readout"}
+    for part in top["workloads"]["reconstruction"]["host"].values():  # random bits and transfer are charged
+        assert part["energy_pj"]["transfer"] > 0
     assert top["fidelity"] == json.loads((pipeline / "deploy" / "fidelity.json").read_text())
 
 
@@ -136,7 +157,7 @@ def test_lava_backend_counts_what_the_emulator_counts(pipeline, tmp_path):
     for backend in ("emulator", "lava-sim"):
         assert profile_cli.main(["--deploy", str(pipeline / "deploy"), "--backend", backend, "--samples", "1",
                                  "--out", str(tmp_path / backend), "--no-progress"]) == 0
-    for name in ("generation", "reconstruction"):
+    for name in ("generation", "reconstruction", "reconstruction_encoder"):
         a, b = (json.loads((tmp_path / k / name / "profile.json").read_text()) for k in ("emulator", "lava-sim"))
         for la, lb in zip(a["layers"], b["layers"]):
             assert la["counts"] == lb["counts"], la["name"]
@@ -182,6 +203,8 @@ def _tampered(pipeline, tmp_path, name, edit):
     ("synapses.npz", lambda a: a.__setitem__("dec2.data", a["dec2.data"].astype(np.float32)), "integer arrays"),
     ("latents.npz", lambda a: a.__setitem__("prior", a["prior"] * 2), "values other than 0 and 1"),
     ("latents.npz", lambda a: a.__setitem__("posterior", a["posterior"][:2]), "must be uint8 [T=3, N, L=4]"),
+    ("latents.npz", lambda a: a.__setitem__("images", a["images"][:, :, :8]), "'images' must be float32"),
+    ("encoder_synapses.npz", lambda a: a["enc1.data"].__setitem__(0, a["enc1.data"][0] + 2), "entries differ"),
 ])
 def test_bad_deploy_files_are_one_line(pipeline, tmp_path, capsys, name, edit, message):
     d = _tampered(pipeline, tmp_path, name, edit)
@@ -234,18 +257,24 @@ def test_host_counts_by_hand():
     c = H.prior_counts(2, 3, 4)
     assert (c["macs"], c["activations"], c["weights"], c["inputs"], c["outputs"]) == (352, 72, 88, 56, 72)
     assert c["random_draws"] == 8 and c["random_bits"] == 16 and c["bits_to_chip"] == 8
-    r = H.readout_counts((2, 4, 4), (1, 4, 4), 3, 5)  # Σ_t over 5 steps of 32 values, then 32 × 1 × 9 taps
+    r = H.readout_counts((2, 4, 4), (1, 4, 4), 3, 5, payload_bits=8)  # Σ_t over 5 steps of 32 values, 32 × 9 taps
     assert r["macs"] == 160 + 288 and r["activations"] == 16 and r["weights"] == 18
+    assert r["bits_from_chip"] == 5 * 32 * 8  # every step's 32 payloads of 8 bits
+    # posterior: 2L → 2L → 4L → k·L = 4 → 4 → 8 → 6 per step, T 4: Σ a·b = 16 + 32 + 48 = 96
+    p = H.posterior_counts(2, 3, 4)
+    assert p["macs"] == 4 * 96 and p["bits_to_chip"] == p["bits_from_chip"] == 8 and p["random_bits"] == 16
+    i = H.image_input_counts((1, 4, 4), 6, 3)
+    assert i["bits_to_chip"] == 3 * 16 * 7 and i["macs"] == 0
     cmos = E.get_profile(E.DEFAULTS["cmos"])
     assert H.host_energy({"macs": 1}, cmos)["fp32"] == pytest.approx(cmos.get("mac_pj"))
     assert H.host_energy({"activations": 2}, cmos)["fp32"] == pytest.approx(2 * cmos.get("ac_pj"))
 
 
-def test_encoder_counts_match_the_layers_by_hand():
-    model = SpikingVAE(CFG).eval()
-    c = H.encoder_counts(model)
-    # enc: 32 → 16 → 8 → 4 → 2 px, channels 1 → 2 → 2 → 3 → 3, 3×3 taps, T = 3; to_latent 12 → 4; posterior 8 →
-    # 8 → 16 → 8 per step
-    convs = 2 * 16 * 16 * 1 * 9 + 2 * 8 * 8 * 2 * 9 + 3 * 4 * 4 * 2 * 9 + 3 * 2 * 2 * 3 * 9
-    assert c["macs"] == 3 * (convs + 12 * 4) + 3 * (8 * 8 + 8 * 16 + 16 * 8)
-    assert math.isfinite(H.host_energy(c, E.get_profile(E.DEFAULTS["cmos"]))["fp32"])
+def test_random_bits_and_transfer_are_charged_from_the_primary_constants():
+    cmos = E.get_profile(E.DEFAULTS["cmos"])
+    e = H.host_energy({"random_bits": 32, "bits_to_chip": 64, "bits_from_chip": 64}, cmos)
+    assert e["random_bits"] == pytest.approx(6 * cmos.get("int32_add_pj"))  # one xorshift32 step: 3 shifts, 3 XORs
+    assert e["transfer"] == pytest.approx(2 * cmos.get("dram_access_64b_pj"))  # two 64-bit transfers
+    assert e["fp32"] == pytest.approx(e["random_bits"] + e["transfer"]) == pytest.approx(e["int8"])
+    d = E.derived_constants(cmos)
+    assert "int32_add_pj" in d["prng_bit_pj"].derived and "dram_access_64b_pj" in d["offchip_bit_pj"].derived
