@@ -8,6 +8,7 @@
 - :mod:`~tcja_deploy.conversion.netx_export`, :mod:`~tcja_deploy.conversion.onnx_export`: the writers;
 - :mod:`~tcja_deploy.conversion.fidelity`: float vs emulator vs Lava vs ONNX, measured on every conversion;
 - :mod:`~tcja_deploy.conversion.deploy`: the whole conversion into a deploy directory;
-- :mod:`~tcja_deploy.conversion.transposed`, :mod:`~tcja_deploy.conversion.vae_graph`: the spiking VAE's decoder
-  (transposed convs as one exact sparse synapse; its float and fixed-point graphs; not deployed yet).
+- :mod:`~tcja_deploy.conversion.transposed`, :mod:`~tcja_deploy.conversion.vae_graph`,
+  :mod:`~tcja_deploy.conversion.vae_deploy`: the spiking VAE's decoder and encoder (transposed convs and convs as
+  one exact sparse synapse each; their float and fixed-point graphs; the VAE deploy directory).
 """
