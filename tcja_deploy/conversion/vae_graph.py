@@ -35,7 +35,7 @@ A Loihi 2 input payload is unsigned, and the images lie in [−1, 1]; the first 
 positive and negative parts as 2C channels with weights [w, −w] (conv(img) = conv(img⁺) − conv(img⁻), exact, also
 at the zero-padded border, where a shifted image img + 1 would need a per-pixel bias). ``quantize_loihi2`` then
 gives the input its graded payload (``q_input``, the classifier's image quantization: up to 8 bits, scale
-max/(2^b − 1)). The same passes as the decoder's apply (:data:`DECODER_PASSES`), calibrated on training images.
+max/(2^b − 1)). The same passes as the decoder's apply (:data:`VAE_PASSES`), calibrated on training images.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ from tcja_deploy.conversion import graph as g
 from tcja_deploy.conversion import passes as P
 from tcja_deploy.models.vae import OUTPUT_DECAY, SpikingVAE, TimeBatchNorm
 
-#: The classifier passes that apply to the decoder, in order (the quantization is added by :func:`quantize_decoder`).
-DECODER_PASSES = (P.fold_batchnorm, P.tcja_to_gate, P.lif_to_cuba)
+#: The classifier passes that apply to the decoder and the encoder, in order (the quantization is added by
+#: :func:`quantize_decoder` / :func:`quantize_encoder`).
+VAE_PASSES = (P.fold_batchnorm, P.tcja_to_gate, P.lif_to_cuba)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -66,6 +67,12 @@ def _tdbn(bn: TimeBatchNorm) -> g.BatchNorm:
 def _lif(block) -> g.LIF:
     c = block.lif.config  # Norse parameters (docs/DESIGN.md §11: τ_syn = 1, τ_mem = 4/3, v_th = 0.15)
     return g.LIF(float(c.tau_mem), float(c.tau_syn), float(c.v_th))
+
+
+def _tcja(block) -> g.TCJA:
+    """The TCJA node of a block that has one."""
+    t = block.tcja
+    return g.TCJA(_np(t.tla.weight), _np(t.cla.weight), bool(t.causal), gate_function=str(t.gate_function))
 
 
 def build_decoder_graph(model: SpikingVAE) -> g.Graph:
@@ -87,8 +94,7 @@ def build_decoder_graph(model: SpikingVAE) -> g.Graph:
         nodes[f"dec{i}.bn"] = _tdbn(block.bn)
         nodes[f"dec{i}.lif"] = _lif(block)
         if block.tcja is not None:
-            nodes[f"dec{i}.tcja"] = g.TCJA(_np(block.tcja.tla.weight), _np(block.tcja.cla.weight),
-                                           bool(block.tcja.causal), gate_function=str(block.tcja.gate_function))
+            nodes[f"dec{i}.tcja"] = _tcja(block)
     out = model.output
     nodes["output"] = g.ImageReadout(_np(out.weight), _np(out.bias), stride=int(out.stride[0]),
                                      padding=int(out.padding[0]), output_padding=int(out.output_padding[0]),
@@ -98,13 +104,17 @@ def build_decoder_graph(model: SpikingVAE) -> g.Graph:
     return g.Graph(nodes, meta)
 
 
-def convert_decoder(model: SpikingVAE) -> g.Graph:
-    """The decoder's float CUBA graph: :func:`build_decoder_graph` through :data:`DECODER_PASSES` (exact up to
-    float rounding: the graph of ``lava-float``)."""
-    graph = build_decoder_graph(model)
-    for p in DECODER_PASSES:
+def _float_cuba(graph: g.Graph) -> g.Graph:
+    """``graph`` through :data:`VAE_PASSES` (exact up to float rounding)."""
+    for p in VAE_PASSES:
         graph = p(graph)
     return graph
+
+
+def convert_decoder(model: SpikingVAE) -> g.Graph:
+    """The decoder's float CUBA graph: :func:`build_decoder_graph` through :data:`VAE_PASSES` (exact up to
+    float rounding: the graph of ``lava-float``)."""
+    return _float_cuba(build_decoder_graph(model))
 
 
 def quantize_decoder(float_graph: g.Graph, latents: Optional[torch.Tensor] = None,
@@ -143,8 +153,7 @@ def build_encoder_graph(model: SpikingVAE) -> g.Graph:
         nodes[f"enc{i}.bn"] = _tdbn(block.bn)
         nodes[f"enc{i}.lif"] = _lif(block)
         if block.tcja is not None:
-            nodes[f"enc{i}.tcja"] = g.TCJA(_np(block.tcja.tla.weight), _np(block.tcja.cla.weight),
-                                           bool(block.tcja.causal), gate_function=str(block.tcja.gate_function))
+            nodes[f"enc{i}.tcja"] = _tcja(block)
     nodes["flatten"] = g.Flatten()
     tl = model.to_latent
     nodes["to_latent"] = g.Linear(_np(tl.layer.weight), _np(tl.layer.bias))
@@ -158,11 +167,8 @@ def build_encoder_graph(model: SpikingVAE) -> g.Graph:
 
 
 def convert_encoder(model: SpikingVAE) -> g.Graph:
-    """The encoder's float CUBA graph: :func:`build_encoder_graph` through :data:`DECODER_PASSES`."""
-    graph = build_encoder_graph(model)
-    for p in DECODER_PASSES:
-        graph = p(graph)
-    return graph
+    """The encoder's float CUBA graph: :func:`build_encoder_graph` through :data:`VAE_PASSES`."""
+    return _float_cuba(build_encoder_graph(model))
 
 
 def quantize_encoder(float_graph: g.Graph, images: Optional[torch.Tensor] = None,
