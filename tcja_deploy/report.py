@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = vae_report.write_vae_report(src, out)
         print(text_table(vae_report.ENERGY_HEADER, vae_report.energy_rows(doc)))
         print(f"report: {out / 'report.md'}  (tables.tex, summary.csv, profile.json, energy_per_image.png, "
-              f"generation/, reconstruction/)")
+              f"generation/, reconstruction/, {vae_report.ENCODER_DIR}/)")
         return 0
     doc = write_report(src, out)
     print(text_table(("quantity", "value", "unit / note"), summary_rows(doc)))

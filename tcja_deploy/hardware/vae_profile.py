@@ -228,18 +228,19 @@ def workload_summary(name: str, doc: dict, host_doc: dict, cmos: E.EnergyProfile
                      encoder_doc: Optional[dict] = None) -> dict:
     """One workload's row of the top profile: chip counts (a reconstruction's with the encoder's ``encoder_doc``),
     host parts and the per-image energies (pJ)."""
-    parts = {"readout": host_doc["readout"]["counts_per_image"]}
     if name == "generation":
-        parts["prior"] = host_doc["prior"]["counts_per_generated_image"]
+        parts = {"prior": host_doc["prior"]["counts_per_generated_image"]}
     else:
-        parts["image_input"] = host_doc["image_input"]["counts_per_reconstruction"]
-        parts["posterior"] = host_doc["posterior"]["counts_per_reconstruction"]
+        parts = {"image_input": host_doc["image_input"]["counts_per_reconstruction"],
+                 "posterior": host_doc["posterior"]["counts_per_reconstruction"]}
+    parts["readout"] = host_doc["readout"]["counts_per_image"]  # in the order they run
     host = {p: {"counts": c, "energy_pj": H.host_energy(c, cmos)} for p, c in parts.items()}
     decoder = _chip_summary(doc)
-    chip_parts = {"decoder": {"dir": name, "samples": doc["samples"]["done"], **decoder}}
+    chip_parts = {}  # in the order they run
     if encoder_doc is not None:
         chip_parts["encoder"] = {"dir": ENCODER_DIR, "samples": encoder_doc["samples"]["done"],
                                  **_chip_summary(encoder_doc)}
+    chip_parts["decoder"] = {"dir": name, "samples": doc["samples"]["done"], **decoder}
     chip = combine_chips(chip_parts) if encoder_doc is not None else decoder
     host_fp32 = sum(h["energy_pj"]["fp32"] for h in host.values())
     ro = host["readout"]["energy_pj"]

@@ -78,12 +78,12 @@ def host_rows(doc: dict) -> list[tuple[str, ...]]:
             e = h["energy_pj"]
             bits = c.get("bits_to_chip", 0) + c.get("bits_from_chip", 0)
             rows.append((PER[w], part, f"{c['macs']:,}", f"{c.get('random_bits', 0):,}",
-                         f"{e.get('random_bits', 0) / 1e6:.4f}", f"{bits:,}", f"{e.get('transfer', 0) / 1e6:.4f}",
+                         f"{e.get('random_bits', 0):.1f}", f"{bits:,}", f"{e.get('transfer', 0) / 1e6:.4f}",
                          f"{e['fp32'] / 1e6:.4f}", f"{e['int8'] / 1e6:.4f}"))
     return rows
 
 
-HOST_HEADER = ("workload", "host part", "MACs", "random bits", "random µJ", "host-chip bits", "transfer µJ",
+HOST_HEADER = ("workload", "host part", "MACs", "random bits", "random pJ", "host-chip bits", "transfer µJ",
                "total fp32 µJ", "total int8 µJ")
 
 
