@@ -23,9 +23,16 @@ def parser() -> argparse.ArgumentParser:
                    help=f"one of: {', '.join(TARGETS)} (default loihi2)")
     p.add_argument("--lava-samples", type=int, default=16,
                    help="test samples run on the Lava simulator (0: none; default 16)")
-    p.add_argument("--lava-budget", type=float, default=600.0, metavar="SECONDS",
-                   help="wall-time budget of the Lava simulation: it stops after this many seconds and checks the "
-                        "samples completed by then, at least one (default 600)")
+    p.add_argument("--budget", type=float, default=600.0, metavar="SECONDS",
+                   help="wall time the whole convert aims at: the Lava check, run last, gets what the conversion and "
+                        "the other checks leave (at least 30 s) and checks the samples, or the steps of sample 0, "
+                        "completed by then (default 600)")
+    p.add_argument("--lava-budget", type=float, default=None, metavar="SECONDS",
+                   help="at most this many seconds for the Lava check (default: what --budget leaves; VAE runs: 600)")
+    p.add_argument("--lava-mode", choices=("auto", "whole", "parts"), default="auto",
+                   help="the Lava check: whole (the assembled network), parts (each segment and gate alone on the "
+                        "emulator's records of its inputs; far faster for paper-size networks), auto (parts when the "
+                        "whole run's estimate exceeds the Lava budget; default)")
     p.add_argument("--gate", choices=("neurocore", "host"), default="neurocore",
                    help="loihi2: where the TCJA gates run: neurocore (standard Lava processes on neuro cores, "
                         "default) or host (our Python process, in lock-step with the chip)")
@@ -56,7 +63,8 @@ def convert_vae_run(args: argparse.Namespace) -> int:
         raise UserError(f"--run {args.run}: a spiking-VAE run's gates run on neuro cores only (--gate neurocore)")
     from tcja_deploy.hardware.vae_convert import convert_vae, format_table
 
-    fid = convert_vae(args.run, args.out, args.lava_samples, args.lava_budget, args.device, args.feature_nets)
+    fid = convert_vae(args.run, args.out, args.lava_samples, 600.0 if args.lava_budget is None else args.lava_budget,
+                      args.device, args.feature_nets)
     print(format_table(fid))
     print(f"wrote {args.out} in {fid['seconds']['total']:.1f} s")
     return 0
@@ -77,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     from tcja_deploy.hardware.verify import lava_check
 
     fid = convert(args.run, args.out, args.target, args.lava_samples, args.device, lava_check=lava_check,
-                  gate_placement=args.gate, lava_budget_s=args.lava_budget)
+                  gate_placement=args.gate, lava_budget_s=args.lava_budget, budget_s=args.budget,
+                  lava_mode=args.lava_mode)
     print(fidelity.format_table(fid))
     print(f"wrote {args.out} in {fid['seconds']['total']:.1f} s")
     return 0

@@ -201,20 +201,42 @@ def write_artifacts(graph: g.Graph, onnx_graph: g.Graph, target: Target, run_dir
 
 
 # ---------------------------------------------------------------------------------------- convert
+#: Seconds of ``--budget`` kept back for what follows the Lava check (fidelity.json, the marker, the rename).
+BUDGET_RESERVE_S = 5.0
+#: The Lava check runs for at least this long even when the other passes have used up ``--budget``.
+MIN_LAVA_BUDGET_S = 30.0
+
+
+def lava_budget(budget_s: Optional[float], elapsed_s: float, lava_budget_s: Optional[float]) -> tuple[Optional[float], str]:
+    """(seconds, why) the Lava check may take: what the convert's ``budget_s`` leaves after ``elapsed_s`` (less
+    :data:`BUDGET_RESERVE_S`, at least :data:`MIN_LAVA_BUDGET_S`), and never more than ``lava_budget_s``."""
+    if budget_s is None:
+        return lava_budget_s, "no --budget" if lava_budget_s is None else f"--lava-budget {lava_budget_s:g} s"
+    left = max(MIN_LAVA_BUDGET_S, budget_s - elapsed_s - BUDGET_RESERVE_S)
+    if lava_budget_s is not None and lava_budget_s < left:
+        return float(lava_budget_s), f"--lava-budget {lava_budget_s:g} s"
+    return float(left), (f"what the {budget_s:g} s --budget left after {elapsed_s:.0f} s of conversion and checks"
+                         + ("" if left > MIN_LAVA_BUDGET_S else f" (at least {MIN_LAVA_BUDGET_S:g} s)"))
+
+
 def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samples: int = 16,
             device: str = "cpu", log: Callable[[str], None] = print,
             gate_payload_bits: Optional[int] = None, lava_check: Optional[LavaCheck] = None,
-            gate_placement: str = "neurocore", lava_budget_s: Optional[float] = None) -> dict:
+            gate_placement: str = "neurocore", lava_budget_s: Optional[float] = None,
+            budget_s: Optional[float] = None, lava_mode: str = "auto") -> dict:
     """Convert ``run_dir`` for ``target_name`` into ``out_dir`` (atomically); returns the fidelity dict.
 
     ``lava_check`` runs the first ``lava_samples`` test samples on Lava and compares them with the emulator
-    (the hardware stage's :func:`tcja_deploy.hardware.verify.lava_check`); None: no Lava check.
-    ``lava_budget_s`` bounds the Lava simulation's wall time: the samples completed by then are checked.
+    (the hardware stage's :func:`tcja_deploy.hardware.verify.lava_check`, in ``lava_mode``); None: no Lava check.
+    ``budget_s`` is the wall time the whole convert aims at: the Lava check, run last, gets what the other steps
+    leave (:func:`lava_budget`), never more than ``lava_budget_s``; the samples or steps completed by then are
+    checked.
     """
     if lava_samples < 0:
         raise UserError(f"--lava-samples {lava_samples}: must be ≥ 0")
-    if lava_budget_s is not None and not (0 < lava_budget_s < float("inf")):
-        raise UserError(f"--lava-budget {lava_budget_s}: must be a positive number of seconds")
+    for flag, v in (("--lava-budget", lava_budget_s), ("--budget", budget_s)):
+        if v is not None and not (0 < v < float("inf")):
+            raise UserError(f"{flag} {v}: must be a positive number of seconds")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     outputs.check_out_dir(out_dir, "deploy", inputs=[run_dir])
     outputs.clean_stale_temporaries(out_dir)
@@ -255,7 +277,6 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
         seconds["float_model"] = time.perf_counter() - t
 
         fid["emulator"] = None
-        fid["lava"] = None
         if target.lava_tag:
             t = time.perf_counter()
             acc = F.accuracy(scores_of_graph(graph, x_test, device=device), y_test)
@@ -263,13 +284,6 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
                                "accuracy_drop_pp": 100 * (fid["float"]["accuracy"] - acc),
                                "quantized": target.quantized}
             seconds["emulator"] = time.perf_counter() - t
-            n = min(lava_samples, x_test.shape[1])
-            if n > 0 and lava_check is not None:
-                t = time.perf_counter()
-                fid["lava"] = lava_check(tmp, graph, x_test[:, :n], y_test[:n], float_scores[:n],
-                                         select_tag=target.lava_tag, log=log, budget_s=lava_budget_s)
-                if fid["lava"] is not None and "error" not in fid["lava"]:
-                    seconds["lava"] = time.perf_counter() - t
 
         t = time.perf_counter()
         n_onnx, onnx_reason = onnx_check_samples(float_graph, x_test.shape[1])
@@ -279,6 +293,17 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
         onnx["samples_reason"] = onnx_reason
         fid["onnx"] = onnx
         seconds["onnx_check"] = time.perf_counter() - t
+
+        fid["lava"] = None
+        n = min(lava_samples, x_test.shape[1])
+        if target.lava_tag and n > 0 and lava_check is not None:  # last: it gets what the budget leaves
+            t = time.perf_counter()
+            lava_s, why = lava_budget(budget_s, t - t0, lava_budget_s)
+            fid["budget"] = {"total_s": budget_s, "lava_s": lava_s, "lava_reason": why}
+            fid["lava"] = lava_check(tmp, graph, x_test[:, :n], y_test[:n], float_scores[:n],
+                                     select_tag=target.lava_tag, log=log, budget_s=lava_s, mode=lava_mode)
+            if fid["lava"] is not None and "error" not in fid["lava"]:
+                seconds["lava"] = time.perf_counter() - t
         fid["targets_met"] = F.targets_met(fid)
         seconds["total"] = time.perf_counter() - t0
         fid["seconds"] = seconds

@@ -107,15 +107,24 @@ def format_table(fid: dict) -> str:
                     f"emulator on them {_pct(lv['emulator_accuracy_same_samples']).strip()}, "
                     f"float {_pct(lv['float_accuracy_same_samples']).strip()}; {lv['steps']} steps, "
                     f"{lv['seconds']:.1f} s)")
+        if fid.get("budget"):
+            rows.append(f"  {'Lava budget':34s} {fid['budget']['lava_s']:>6.0f} s   ({fid['budget']['lava_reason']})")
+        for part in lv.get("parts") or []:
+            rows.append(f"    {part['part']:16s} {part['samples']} sample(s), {part['steps']} of {part['steps_planned']} "
+                        f"steps, {part['seconds']:.1f} s ({part['processes']} processes"
+                        + ("; stopped by the budget)" if part["stopped_by_budget"] else ")"))
         rows.append("  spike agreement emulator vs Lava:")
         for name, r in lv["layers"].items():
-            rows.append(f"    {name:16s} {_pct(r['agreement'])}  {'identical' if r['identical'] else 'DIFFERS'}"
-                        f"  ({r.get('spikes_emulator', 0)} / {r.get('spikes_lava', 0)} events)")
+            verdict = "NOT CHECKED" if r.get("not_checked") else "identical" if r["identical"] else "DIFFERS"
+            scope = f", {r['steps_checked']} steps of sample 0" if "steps_checked" in r else ""
+            rows.append(f"    {name:16s} {_pct(r['agreement'])}  {verdict}"
+                        f"  ({r.get('spikes_emulator', 0)} / {r.get('spikes_lava', 0)} events{scope})")
         for gate, stages in (lv.get("gate_stages") or {}).items():
             rows.append(f"  gate stages on neuro cores ({gate}), Lava vs emulator, every step:")
             for stage, r in stages.items():
-                rows.append(f"    {gate + '.' + stage:16s} {_pct(r['agreement'])}  "
-                            f"{'identical' if r['identical'] else 'DIFFERS'}  ({r['nonzero']} nonzero values)")
+                verdict = "NOT CHECKED" if r.get("not_checked") else "identical" if r["identical"] else "DIFFERS"
+                rows.append(f"    {gate + '.' + stage:16s} {_pct(r['agreement'])}  {verdict}  "
+                            f"({r['nonzero']} nonzero values)")
     if fid.get("onnx"):
         o = fid["onnx"]
         rows.append(f"  {'ONNX (onnxruntime) vs torch':34s} max |Δ| = {o['max_abs_diff']:.2e}, predictions "

@@ -155,14 +155,16 @@ def _exact_dtype(weight: np.ndarray, p_max: float, device: torch.device) -> torc
 
 
 def depthwise_form(weight: np.ndarray, groups: int) -> tuple[np.ndarray, int]:
-    """A one-group conv whose weights are diagonal across channels ([C, C, k, k], zero off the diagonal: an
-    OR pool of more than ``loihi2.LAVA_MAX_CONV_GROUPS`` channels) as the depthwise conv it equals
-    ([C, 1, k, k], C groups): the same sums with 1/C of the work. Anything else is returned unchanged."""
+    """A grouped conv whose weights are diagonal across channels within each group ([C, C/groups, k, k], output
+    channel o reading only input channel o: an OR pool of more than ``loihi2.LAVA_MAX_CONV_GROUPS`` channels,
+    :func:`~tcja_deploy.conversion.passes.lava_groups`) as the depthwise conv it equals ([C, 1, k, k], C groups):
+    the same sums with 1/(C/groups) of the work. Anything else is returned unchanged."""
     w = np.asarray(weight)
-    if groups != 1 or w.ndim != 4 or w.shape[0] != w.shape[1] or w.shape[0] < 2:
+    if w.ndim != 4 or w.shape[1] < 2 or w.shape[1] * groups != w.shape[0]:
         return w, groups
-    c = w.shape[0]
-    diag = w[np.arange(c), np.arange(c)]  # [C, k, k]
+    c, m = w.shape[0], w.shape[1]
+    own = np.arange(c) % m  # the input channel of output o within its group
+    diag = w[np.arange(c), own]  # [C, k, k]
     off = np.abs(w).sum() - np.abs(diag).sum()
     if off != 0:
         return w, groups

@@ -95,10 +95,18 @@ def tcja_to_gate(graph: g.Graph) -> g.Graph:
     return graph.replace(out, "tcja_to_gate")
 
 
+def lava_groups(channels: int) -> int:
+    """Groups of a C-channel depthwise conv that Lava's Conv models can hold (``LAVA_MAX_CONV_GROUPS``): C itself,
+    else its largest divisor below the limit (64 for 128 channels), each group diagonal across its channels."""
+    return max(d for d in range(1, min(channels, LAVA_MAX_CONV_GROUPS) + 1) if channels % d == 0)
+
+
 def maxpool_to_or(graph: g.Graph) -> g.Graph:
     """Max pool of binary spikes → OR: a depthwise conv of ones (stride = kernel) into a memoryless
     CUBA neuron (du = dv = 1) with threshold 1/2, i.e. below one input spike. More than
-    ``LAVA_MAX_CONV_GROUPS`` channels: one group with diagonal weights (the same sums)."""
+    ``LAVA_MAX_CONV_GROUPS`` channels: :func:`lava_groups` groups, the weights diagonal within each group (the same
+    sums; with one group, as before, Lava's Python Conv model did C× the work of the depthwise conv, with 64
+    groups for 128 channels 2×)."""
     in_shapes = input_shapes(graph)
     out: list[tuple[str, g.Node]] = []
     for name, node in graph.items():
@@ -111,11 +119,10 @@ def maxpool_to_or(graph: g.Graph) -> g.Graph:
                                   f"node; only a max pool of binary spikes (after a lif) maps to Loihi (as an OR)")
         c = in_shapes[name][0]
         k = node.kernel
-        if c <= LAVA_MAX_CONV_GROUPS:
-            weight, groups = np.ones((c, 1, k, k)), c
-        else:  # Lava's Conv models hold groups in an int8 (loihi2.LAVA_MAX_CONV_GROUPS): one group, diagonal weights
-            weight, groups = np.zeros((c, c, k, k)), 1
-            weight[np.arange(c), np.arange(c)] = 1.0
+        groups = lava_groups(c)
+        m = c // groups  # channels per group: 1 (depthwise) up to 127 channels, else diagonal within each group
+        weight = np.zeros((c, m, k, k))
+        weight[np.arange(c), np.arange(c) % m] = 1.0
         out.append((name, g.Conv2d(weight, None, stride=k, padding=0, groups=groups, role="pool")))
         out.append((f"{name}.neuron", g.CubaLIF(du=1.0, dv=1.0, threshold=0.5)))
     return graph.replace(out, "maxpool_to_or")

@@ -38,7 +38,7 @@ import torch
 from tcja_deploy.conversion import gate_math
 from tcja_deploy.conversion import graph as g
 from tcja_deploy.conversion.deploy_dir import Deploy, read_deploy
-from tcja_deploy.conversion.execute import infer_shapes, readout, vote
+from tcja_deploy.conversion.execute import infer_shapes, input_shapes, readout, vote
 from tcja_deploy.conversion.fixed_point import input_payload
 from tcja_deploy.conversion.graph import host_nodes
 from tcja_deploy.conversion.layers import layer_plan, payload_bits, plan_timing
@@ -93,6 +93,115 @@ class _Builder:
 SECONDS_PER_PROCESS_STEP = 1.5e-3
 
 
+#: Seconds per conv pair-pixel-tap on Lava's Python ``Conv`` model, which runs one scipy ``convolve2d`` per (input,
+#: output) channel pair every step (``lava/proc/conv/utils.py conv_scipy``: torch is disabled inside Lava
+#: processes). From a measurement on this project's 2-core CPU machine (2026-12-02, ``bench pipeline --preset
+#: dvs128_gesture``): the whole deploy, 95 processes and 2.34e9 pair-pixel-taps a step, ran at 0.142 steps/s.
+SECONDS_PER_CONV_WORK = 2.9e-9
+
+
+def conv_work(graph: g.Graph, layers: Optional[list[str]] = None) -> int:
+    """Pair-pixel-taps per Lava step of the ``Conv`` processes of ``layers`` (synapse node names; None: all): for
+    each conv, output channels × input channels per group × padded input pixels × kernel taps."""
+    ins = input_shapes(graph)
+    work = 0
+    for name, node in graph.items():
+        if layers is not None and name not in layers:
+            continue
+        if isinstance(node, (g.Conv2d, g.QConv2d)) and np.asarray(node.weight).ndim == 4:
+            co, ci_g, kh, kw = np.asarray(node.weight).shape
+            _, h, w = ins[name]
+            p = int(node.padding)
+            work += int(co) * int(ci_g) * (int(h) + 2 * p) * (int(w) + 2 * p) * int(kh) * int(kw)
+    return work
+
+
+def estimate_seconds(graph: g.Graph, steps: int, processes: int, layers: Optional[list[str]] = None) -> float:
+    """The prior estimate of a Lava run printed before it starts: steps × (processes × a per-process-step cost +
+    conv work × a per-pair-pixel-tap cost); the progress bar shows the measured rate once it runs."""
+    return float(steps * (processes * SECONDS_PER_PROCESS_STEP + conv_work(graph, layers) * SECONDS_PER_CONV_WORK))
+
+
+def describe_prior() -> str:
+    return (f"{SECONDS_PER_PROCESS_STEP * 1e3:.1f} ms per process-step + {SECONDS_PER_CONV_WORK * 1e9:.2f} ns per "
+            f"conv pair-pixel-tap")
+
+
+def sim_config(tag: str):
+    """Lava's simulation run config for ``tag`` with the ``Extractor`` model the probes need."""
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+
+    return Loihi2SimCfg(select_tag=tag, exception_proc_model_map={Extractor: PyLoihiExtractorModel})
+
+
+def source_data(seq: np.ndarray, lag: int, steps: int, tag: str) -> np.ndarray:
+    """A ``RingBuffer``'s data for per-step arrays ``seq`` [n_steps, C, H, W] (or [n_steps, F]) that must leave the
+    source at Lava steps lag, lag + 1, …: zeros before, time last, C, H, W → W, H, C (Lava's layout)."""
+    data = np.zeros((steps,) + seq.shape[1:], dtype=np.int32 if tag == "fixed_pt" else np.float64)
+    data[lag - 1: lag - 1 + len(seq)] = seq
+    data = np.moveaxis(data, 0, -1)
+    if data.ndim == 4:
+        data = data.transpose(2, 1, 0, 3)
+    return data
+
+
+def simulate(b: _Builder, src, cfg, steps: int, N: int, T: int, max_lag: int, tag: str,
+             budget_s: Optional[float] = None, progress: bool = False, desc: str = "Lava simulation") -> dict:
+    """Run the network of ``b`` (started through ``src``) for ``steps`` Lava steps and read every probe.
+
+    Chunks of steps: the first is one step (it includes Lava's compile and start-up); each later one is as many
+    steps as the measured rate of the last fit in what is left of ``budget_s`` (at most T), and the run stops when
+    not even one step fits. Returns ``{"recorded": {probe: [T, n, ...]}, "stages": {gate: {stage: [n·T, ...]}},
+    "partial": {probe: [≤ T, ...]} (only when not even sample 0 finished), "done": steps run, "stopped": bool,
+    "samples": n completed}``; records are cut at each probe's lag (the step at which sample 0, step 0 leaves it).
+    """
+    from lava.magma.core.run_conditions import RunSteps
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    done, stopped, per_step = 0, False, None
+    recorded, stages, partial = {}, {}, {}
+    try:
+        with tqdm(total=steps, desc=desc, unit="step", disable=not progress, leave=False) as bar:
+            while done < steps:
+                n_steps = 1 if per_step is None else min(T, steps - done)
+                if budget_s is not None and per_step is not None:
+                    left = budget_s - (time.perf_counter() - start)
+                    n_steps = min(n_steps, int(left // per_step))
+                    if n_steps < 1:
+                        stopped = True
+                        break
+                t = time.perf_counter()
+                src.run(condition=RunSteps(num_steps=n_steps), run_cfg=cfg)
+                per_step = (time.perf_counter() - t) / n_steps
+                done += n_steps
+                bar.update(n_steps)
+        n_done = N if not stopped else min(N, max(0, (done - max_lag + 1) // T))
+        for name, ext, port, lag, shape, whc in b.probes:
+            arr = np.stack([ext.receive() for _ in range(done)])  # [done, *Lava shape]
+            if whc:
+                arr = arr.transpose(0, 3, 2, 1)  # WHC → CHW
+            arr = arr.reshape(done, *shape)
+            idx = lag - 1  # row of Lava step `lag`
+            if n_done == 0:  # not even sample 0 finished: keep the steps of it each layer has sent
+                partial[name] = arr[idx: idx + T].astype(np.int64 if tag == "fixed_pt" else np.float64)
+                continue
+            win = arr[idx: idx + n_done * T].reshape(n_done, T, *shape)
+            if name in b.stage_probes:  # a neuro-core gate's stage: [N·T, ...] per Lava step
+                gate_name, stage = b.stage_probes[name]
+                stages.setdefault(gate_name, {})[stage] = win.reshape(n_done * T, *shape).astype(np.int64)
+                continue
+            recorded[name] = np.moveaxis(win, 0, 1)  # [T, N, ...]
+    finally:
+        try:
+            src.stop()
+        except Exception:  # never started (a compile error): keep the original exception
+            pass
+    return {"recorded": recorded, "stages": stages, "partial": partial, "done": done, "stopped": stopped,
+            "samples": n_done}
+
+
 def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.ndarray] = None,
              select_tag: Optional[str] = None, run_cfg=None, budget_s: Optional[float] = None,
              log: Optional[Callable[[str], None]] = None, progress: bool = False) -> NetworkActivity:
@@ -102,8 +211,8 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
         select_tag: ``"fixed_pt"`` (loihi2 deploy dirs) or ``"floating_pt"`` (lava-float); None: by target.
         run_cfg: a Lava run config to use instead of ``Loihi2SimCfg(select_tag)`` (e.g. ``Loihi2HwCfg``; it
             must select a model for ``lava.proc.io.extractor.Extractor``, which records the layers).
-        budget_s: stop after the chunk of steps that passes this many seconds of simulation and keep the
-            samples completed by then; when not even sample 0 finished, ``extra["partial"]`` holds, per probe,
+        budget_s: stop when the next step would not fit in this many seconds (at the measured rate; the first
+            step, with Lava's start-up, always runs) and keep the samples completed by then; when not even sample 0 finished, ``extra["partial"]`` holds, per probe,
             the steps of sample 0 it recorded ([≤ T, ...]) and the activity has no layers. None: all N samples.
         log: gets one line before the run (samples, steps, processes, estimated time).
         progress: show a progress bar over the Lava steps (with its measured ETA).
@@ -115,8 +224,6 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
         "estimated_s"}``; with a budget the activity may hold fewer samples than x.
     """
     import_lava_runtime()
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.source import RingBuffer
 
     deploy = deploy_dir if isinstance(deploy_dir, Deploy) else read_deploy(deploy_dir)
@@ -144,12 +251,7 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
     first = graph.nodes[segs[0]["nodes"][0]]
     if isinstance(first, g.Flatten):
         seq = seq.reshape(N * T, -1)
-    data = np.zeros((steps,) + seq.shape[1:], dtype=np.int32 if tag == "fixed_pt" else np.float64)
-    data[timing["pad"]: timing["pad"] + N * T] = seq
-    data = np.moveaxis(data, 0, -1)  # time last
-    if data.ndim == 4:  # C, H, W, time → W, H, C, time
-        data = data.transpose(2, 1, 0, 3)
-    src = RingBuffer(data=data)
+    src = RingBuffer(data=source_data(seq, 1 + timing["pad"], steps, tag))
     b.keep.append(src)
     prev_port = src.s_out  # in Lava layout
 
@@ -178,52 +280,15 @@ def run_lava(deploy_dir: Path | Deploy, x: torch.Tensor, labels: Optional[np.nda
                                   timing["phases"][gate["node"]])
             b.probe(gate["node"], prev_port, lags[gate["node"]], tuple(gate["x_shape"]), steps, whc=False)
 
-    from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
-
-    cfg = run_cfg or Loihi2SimCfg(select_tag=tag, exception_proc_model_map={Extractor: PyLoihiExtractorModel})
-    start = time.perf_counter()
-    recorded, stages = {}, {}
-    estimate = steps * len(b.keep) * SECONDS_PER_PROCESS_STEP
+    cfg = run_cfg or sim_config(tag)
+    estimate = estimate_seconds(graph, steps, len(b.keep))
     if log is not None:
         log(f"Lava simulation: {N} sample(s), {steps} steps, {len(b.keep)} processes; estimated {estimate:,.0f} s "
-            f"(prior of {SECONDS_PER_PROCESS_STEP * 1e3:.1f} ms per process-step)"
-            + ("" if budget_s is None else f", budget {budget_s:,.0f} s"))
-    done, stopped = 0, False
-    try:
-        from tqdm import tqdm
-
-        chunk = max(1, min(T, steps))
-        with tqdm(total=steps, desc="Lava simulation", unit="step", disable=not progress, leave=False) as bar:
-            while done < steps:
-                n_steps = min(chunk, steps - done)
-                src.run(condition=RunSteps(num_steps=n_steps), run_cfg=cfg)
-                done += n_steps
-                bar.update(n_steps)
-                if budget_s is not None and time.perf_counter() - start > budget_s:
-                    stopped = done < steps
-                    break
-        n_done = N if not stopped else min(N, max(0, (done - max(lags.values()) + 1) // T))
-        partial: dict[str, np.ndarray] = {}
-        for name, ext, port, lag, shape, whc in b.probes:
-            arr = np.stack([ext.receive() for _ in range(done)])  # [done, *Lava shape]
-            if whc:
-                arr = arr.transpose(0, 3, 2, 1)  # WHC → CHW
-            arr = arr.reshape(done, *shape)
-            idx = lag - 1  # row of Lava step `lag`
-            if n_done == 0:  # not even sample 0 finished: keep the steps of it each layer has sent
-                partial[name] = arr[idx: idx + T].astype(np.int64 if tag == "fixed_pt" else np.float64)
-                continue
-            win = arr[idx: idx + n_done * T].reshape(n_done, T, *shape)
-            if name in b.stage_probes:  # a neuro-core gate's stage: [N·T, ...] per Lava step
-                gate_name, stage = b.stage_probes[name]
-                stages.setdefault(gate_name, {})[stage] = win.reshape(n_done * T, *shape).astype(np.int64)
-                continue
-            recorded[name] = np.moveaxis(win, 0, 1)  # [T, N, ...]
-    finally:
-        try:
-            src.stop()
-        except Exception:  # never started (a compile error): keep the original exception
-            pass
+            f"(prior: {describe_prior()})" + ("" if budget_s is None else f", budget {budget_s:,.0f} s"))
+    start = time.perf_counter()
+    sim = simulate(b, src, cfg, steps, N, T, max(lags.values()), tag, budget_s=budget_s, progress=progress)
+    recorded, stages, partial, done, stopped, n_done = (sim["recorded"], sim["stages"], sim["partial"], sim["done"],
+                                                       sim["stopped"], sim["samples"])
     requested, N = N, n_done
     payload = payload[:, :N]
     labels = None if labels is None else np.asarray(labels)[:N]
@@ -379,7 +444,15 @@ def _activity(graph: g.Graph, recorded: dict, payload: np.ndarray, labels, N: in
         outs[layer.name] = as_events(out, payload_bits(graph, layer.neuron), fixed)
         prev = out
     layers = layer_activities(graph, ins, outs)
-    last = torch.as_tensor(layers[-1].output_spikes.astype(np.float64))
+    scores = host_scores(graph, layers[-1].output_spikes)
+    labels = np.full(N, -1) if labels is None else np.asarray(labels)
+    return NetworkActivity(layers=layers, scores=scores, labels=labels, steps=int(extra["lava_steps"]),
+                           backend="lava-sim", extra=extra)
+
+
+def host_scores(graph: g.Graph, last_spikes: np.ndarray) -> np.ndarray:
+    """Class scores [N, K]: the host readout (float64) and the vote on the last on-chip layer's output [T, N, ...]."""
+    last = torch.as_tensor(np.asarray(last_spikes).astype(np.float64))
     for name in host_nodes(graph):  # the host readout (float64, on the recorded spikes) and the vote
         node = graph.nodes[name]
         if isinstance(node, g.Flatten):
@@ -389,7 +462,4 @@ def _activity(graph: g.Graph, recorded: dict, payload: np.ndarray, labels, N: in
                            None if node.bias is None else torch.as_tensor(np.asarray(node.bias), dtype=torch.float64),
                            float(node.input_scale))
     vote_node = graph.nodes[graph.names[-1]]
-    scores = vote(last, vote_node.voters).numpy()
-    labels = np.full(N, -1) if labels is None else np.asarray(labels)
-    return NetworkActivity(layers=layers, scores=scores, labels=labels, steps=int(extra["lava_steps"]),
-                           backend="lava-sim", extra=extra)
+    return vote(last, vote_node.voters).numpy()

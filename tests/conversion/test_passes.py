@@ -255,17 +255,19 @@ def test_quantize_graded_float_input():
     assert np.mean(fl.layers[0].output_spikes == qa.layers[0].output_spikes) > 0.95
 
 
-def test_a_pool_of_more_than_127_channels_is_one_group_with_diagonal_weights():
-    """lava-nc 0.10's Conv models keep groups in an int8 (128 groups send nothing): same sums, one group."""
+def test_a_pool_of_more_than_127_channels_is_grouped_with_diagonal_weights():
+    """lava-nc 0.10's Conv models keep groups in an int8 (128 groups send nothing): same sums, fewer groups, each
+    diagonal across its channels (128 → 64 groups of 2; a prime count → one group)."""
     from tcja_deploy.conversion.execute import run_graph
     from tcja_deploy.conversion.loihi2 import LAVA_MAX_CONV_GROUPS
 
-    for c in (LAVA_MAX_CONV_GROUPS, LAVA_MAX_CONV_GROUPS + 1):
+    for c, groups in ((LAVA_MAX_CONV_GROUPS, LAVA_MAX_CONV_GROUPS), (128, 64), (131, 1)):
         graph = g.Graph({"input": g.Input((c, 4, 4)), "lif": g.LIF(2.0, 1.0, 0.5), "pool": g.MaxPool(2)},
                         {"T": 2})
         pooled = P.maxpool_to_or(graph)
         conv = pooled.nodes["pool"]
-        assert conv.groups == (c if c <= LAVA_MAX_CONV_GROUPS else 1)
+        assert conv.groups == groups and conv.weight.shape == (c, c // groups, 2, 2)
+        assert conv.weight.sum() == c * 4  # one 2×2 window of ones per channel, nothing across channels
         x = (torch.rand(2, 3, c, 4, 4, generator=torch.Generator().manual_seed(c)) < 0.5).double() * 2
         spikes = run_graph(graph.replace({"input": graph.nodes["input"], "lif": graph.nodes["lif"]}), x)
         want = torch.nn.functional.max_pool2d(spikes.flatten(0, 1), 2).reshape(2, 3, c, 2, 2)

@@ -216,6 +216,24 @@ def test_diagonal_one_group_weights_run_as_the_depthwise_conv_they_equal():
     assert depthwise_form(w, 1)[1] == 1
 
 
+def test_grouped_diagonal_pools_run_as_the_depthwise_conv_they_equal():
+    """The OR pool of 128 channels is 64 groups of 2 (Lava keeps groups in an int8), diagonal in each group."""
+    from tcja_deploy.conversion.fixed_point import depthwise_form, qconv
+    from tcja_deploy.conversion.passes import lava_groups
+
+    assert [lava_groups(c) for c in (4, 127, 128, 130, 131, 256)] == [4, 127, 64, 65, 1, 64]
+    c, m = 128, 2
+    w = np.zeros((c, m, 2, 2))
+    w[np.arange(c), np.arange(c) % m] = 254
+    dw, groups = depthwise_form(w, c // m)
+    assert groups == c and dw.shape == (c, 1, 2, 2) and np.all(dw == 254)
+    p = (torch.rand(2, 1, c, 4, 4, generator=torch.Generator().manual_seed(1)) < 0.5).double()
+    grouped = torch.nn.functional.conv2d(p[:, 0], torch.as_tensor(w), stride=2, groups=c // m).round().long()
+    assert torch.equal(qconv(p, w, 2, 0, c // m)[:, 0].long(), grouped)
+    w[0, 1, 0, 0] = 2  # output 0 also reads channel 1 of its group: not depthwise
+    assert depthwise_form(w, c // m)[1] == c // m
+
+
 def test_the_emulator_keeps_freed_memory_for_its_next_tensors():
     """glibc (every Linux CI machine here) takes the mallopt settings; a second call is the cached answer."""
     from tcja_deploy.conversion.execute import reuse_freed_memory
