@@ -14,6 +14,7 @@ from tcja_deploy.conversion.execute import run_graph
 from tcja_deploy.hardware import lava_parts, lava_sim
 from tcja_deploy.hardware.verify import choose_mode, lava_check
 
+from fake_clock import FakeClock
 from tiny import tiny_input, tiny_run
 
 
@@ -58,19 +59,8 @@ def test_a_wrong_weight_is_found_in_the_part_that_holds_it(tiny_deploy_dir, tmp_
     assert earlier and all(r["layers"][n]["identical"] for n in earlier)  # the parts before it are unaffected
 
 
-class _FakeClock:
-    """perf_counter that advances one second per call: budgets become deterministic."""
-
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        self.t += 1.0
-        return self.t
-
-
 def test_a_budget_is_shared_so_every_part_runs(tiny_deploy_dir, monkeypatch):
-    fake = type("T", (), {"perf_counter": _FakeClock()})
+    fake = type("T", (), {"perf_counter": FakeClock()})
     monkeypatch.setattr(lava_sim, "time", fake)
     monkeypatch.setattr(lava_parts, "time", fake)
     r = _check(tiny_deploy_dir, n=3, mode="parts", budget_s=60.0)

@@ -19,6 +19,7 @@ from tcja_deploy.hardware.verify import gate_stage_agreement, spike_agreement
 from tcja_deploy.models.specs import LIF, BatchNorm, Conv, Flatten, Linear, MaxPool, TCJAAttention, Vote
 from tcja_deploy.training.checkpoint import save_model
 
+from fake_clock import FakeClock
 from tiny import T, tiny_config, tiny_input, tiny_model, tiny_run
 
 
@@ -115,17 +116,6 @@ def test_lava_readout_scores_identical_to_emulator(tmp_path):
     assert np.array_equal(lava.scores, emu.scores)
 
 
-class _FakeClock:
-    """perf_counter for lava_sim that advances one second per call: the budget check becomes deterministic."""
-
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        self.t += 1.0
-        return self.t
-
-
 def test_a_lava_budget_keeps_the_samples_completed_in_time(tiny_deploy_dir, monkeypatch):
     """The run stops when the next step would not fit the budget; the samples completed by then equal the emulator's."""
     import time as time_module
@@ -137,7 +127,7 @@ def test_a_lava_budget_keeps_the_samples_completed_in_time(tiny_deploy_dir, monk
     lines = []
     # three clock readings a chunk (one step first, then up to T): 30 fake seconds run about 37 of the 45 steps,
     # the last layer's lag is about 30, so samples 0 … 1 are complete
-    monkeypatch.setattr(lava_sim, "time", type("T", (), {"perf_counter": _FakeClock()}))
+    monkeypatch.setattr(lava_sim, "time", type("T", (), {"perf_counter": FakeClock()}))
     lava = run_lava(d, x, np.arange(4) % 2, budget_s=30.0, log=lines.append)
     monkeypatch.setattr(lava_sim, "time", time_module)
     assert lava.extra["stopped_by_budget"] and lava.extra["samples_requested"] == 4
@@ -159,7 +149,7 @@ def test_a_budget_that_ends_inside_sample_0_checks_the_steps_each_layer_sent(tin
 
     d = read_deploy(tiny_deploy_dir)
     x = tiny_input(2, seed=3)
-    monkeypatch.setattr(lava_sim, "time", type("T", (), {"perf_counter": _FakeClock()}))
+    monkeypatch.setattr(lava_sim, "time", type("T", (), {"perf_counter": FakeClock()}))
     fid = lava_check(tiny_deploy_dir, d.graph, x, np.zeros(2, dtype=np.int64), np.zeros((2, 2)), budget_s=10.0,
                      log=lambda s: None, progress=False, mode="whole")
     assert fid["samples"] == 0 and fid["samples_requested"] == 2 and "inside sample 0" in fid["samples_reason"]
