@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tcja_deploy.conversion.deploy import DEFAULT_BUDGET_S
 from tcja_deploy.conversion.targets import TARGET_NAMES as TARGETS
 from tcja_deploy.errors import OneLineParser, UserError, cli_main
 
@@ -23,7 +24,7 @@ def parser() -> argparse.ArgumentParser:
                    help=f"one of: {', '.join(TARGETS)} (default loihi2)")
     p.add_argument("--lava-samples", type=int, default=16,
                    help="test samples run on the Lava simulator (0: none; default 16)")
-    p.add_argument("--budget", type=float, default=600.0, metavar="SECONDS",
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, metavar="SECONDS",
                    help="wall time the whole convert aims at: the Lava check, run last, gets what the conversion and "
                         "the other checks leave (at least 30 s) and checks the samples, or the steps of sample 0, "
                         "completed by then (default 600)")

@@ -15,7 +15,7 @@ with a dataset folder in tonic's format of the real test-set size (:mod:`gesture
 conversion's fallback (64 random test samples), which the row names.
 
 Sizes: ``toy`` digits, 1 sample, Lava budget 60 s; ``cpu`` the given presets (default dvs128_gesture),
-2 samples, budget 600 s; ``full`` 8 samples, budget 1800 s.
+2 samples, whole-network budget 300 s; ``full`` 8 samples, budget 1800 s.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from tcja_deploy.bench import _deploy, common
 NAME = "pipeline"
 DESCRIPTION = "train step, convert, emulator and Lava check at a preset's size (random weights)"
 SIZES = {"toy": {"presets": ["digits"], "samples": 1, "budget_s": 60.0, "batch": 2, "convert_check": False},
-         "cpu": {"presets": ["dvs128_gesture"], "samples": 2, "budget_s": 600.0, "batch": 2, "convert_check": True},
+         "cpu": {"presets": ["dvs128_gesture"], "samples": 2, "budget_s": 300.0, "batch": 2, "convert_check": True},
          "full": {"presets": ["dvs128_gesture"], "samples": 8, "budget_s": 1800.0, "batch": 8, "convert_check": True}}
 GOAL_CONVERT_S = 600.0
 GOAL_EMULATOR_SPS = 2.0

@@ -201,6 +201,8 @@ def write_artifacts(graph: g.Graph, onnx_graph: g.Graph, target: Target, run_dir
 
 
 # ---------------------------------------------------------------------------------------- convert
+#: The wall time a convert aims at by default (``--budget``): issue 16's 10 minutes for a paper-size network.
+DEFAULT_BUDGET_S = 600.0
 #: Seconds of ``--budget`` kept back for what follows the Lava check (fidelity.json, the marker, the rename).
 BUDGET_RESERVE_S = 5.0
 #: The Lava check runs for at least this long even when the other passes have used up ``--budget``.
@@ -223,7 +225,7 @@ def convert(run_dir: Path, out_dir: Path, target_name: str = "loihi2", lava_samp
             device: str = "cpu", log: Callable[[str], None] = print,
             gate_payload_bits: Optional[int] = None, lava_check: Optional[LavaCheck] = None,
             gate_placement: str = "neurocore", lava_budget_s: Optional[float] = None,
-            budget_s: Optional[float] = None, lava_mode: str = "auto") -> dict:
+            budget_s: Optional[float] = DEFAULT_BUDGET_S, lava_mode: str = "auto") -> dict:
     """Convert ``run_dir`` for ``target_name`` into ``out_dir`` (atomically); returns the fidelity dict.
 
     ``lava_check`` runs the first ``lava_samples`` test samples on Lava and compares them with the emulator

@@ -17,6 +17,7 @@ import torch
 from tcja_deploy.conversion import fidelity as F
 from tcja_deploy.conversion import graph as g
 from tcja_deploy.conversion.deploy_dir import read_deploy
+from tcja_deploy.conversion.execute import bytes_per_sample
 from tcja_deploy.hardware.activity import NetworkActivity
 from tcja_deploy.hardware.emulator import emulate
 
@@ -134,6 +135,18 @@ def _all_identical(layers: dict, stages: dict) -> bool:
         all(r["identical"] for per in stages.values() for r in per.values())
 
 
+#: Memory the Lava check's records may take (the emulator's record of every node and Lava's probes, each about
+#: ``execute.bytes_per_sample`` a sample): 16 digits samples take a few MB, one dvs128_gesture sample about 3 GiB
+#: (16 of them were killed for memory on a 24 GiB machine).
+LAVA_MEMORY_BUDGET = 8 << 30
+
+
+def lava_samples_in_memory(graph: g.Graph, n: int) -> int:
+    """How many of n samples the Lava check runs so that both sides' records fit :data:`LAVA_MEMORY_BUDGET`
+    (at least 1)."""
+    return int(max(1, min(n, LAVA_MEMORY_BUDGET // max(1, 2 * bytes_per_sample(graph)))))
+
+
 #: Lava check modes: ``whole`` (the assembled network), ``parts`` (each segment and gate alone on recorded
 #: inputs, :mod:`tcja_deploy.hardware.lava_parts`), ``auto`` (parts when the whole run's estimate exceeds the budget).
 LAVA_MODES = ("auto", "whole", "parts")
@@ -240,9 +253,16 @@ def lava_check(deploy_dir: Path, graph: g.Graph, x: torch.Tensor, labels: np.nda
     """
     from tcja_deploy.hardware.lava_sim import run_lava
 
-    n = int(x.shape[1])
+    requested = int(x.shape[1])
+    n = lava_samples_in_memory(graph, requested)
+    if n < requested:  # the records of both sides must fit: the rest is the emulator's job
+        log(f"Lava check: {n} of {requested} samples (the records of a sample take "
+            f"{2 * bytes_per_sample(graph) / 2**30:.1f} GiB; budget {LAVA_MEMORY_BUDGET / 2**30:.0f} GiB)")
+        x, labels, float_scores = x[:, :n], labels[:n], float_scores[:n]
     deploy = read_deploy(deploy_dir, require_complete=False)
     chosen, why = choose_mode(deploy, n, mode, budget_s)
+    if n < requested:
+        why += f"; {n} of {requested} requested samples fit the {LAVA_MEMORY_BUDGET / 2**30:.0f} GiB record budget"
     if chosen == "parts":
         try:
             return _parts_check(deploy, graph, x, labels, float_scores, select_tag, log, budget_s, progress, why)

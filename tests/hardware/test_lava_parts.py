@@ -12,6 +12,7 @@ from tcja_deploy.conversion import deploy
 from tcja_deploy.conversion.deploy_dir import read_deploy
 from tcja_deploy.conversion.execute import run_graph
 from tcja_deploy.hardware import lava_parts, lava_sim
+from tcja_deploy.hardware import verify
 from tcja_deploy.hardware.verify import choose_mode, lava_check
 
 from fake_clock import FakeClock
@@ -72,6 +73,19 @@ def test_a_budget_is_shared_so_every_part_runs(tiny_deploy_dir, monkeypatch):
     assert checked and all(v["identical"] for v in checked)  # what was recorded agrees
     if any(v.get("not_checked") for v in r["layers"].values()):
         assert not r["all_layers_identical"]  # a layer with nothing recorded proves nothing
+
+
+def test_the_samples_checked_fit_the_record_budget(tiny_deploy_dir, monkeypatch):
+    d = read_deploy(tiny_deploy_dir)
+    per_sample = 2 * verify.bytes_per_sample(d.graph)
+    monkeypatch.setattr(verify, "LAVA_MEMORY_BUDGET", 2 * per_sample + 1)  # room for two samples' records
+    assert verify.lava_samples_in_memory(d.graph, 5) == 2 and verify.lava_samples_in_memory(d.graph, 1) == 1
+    monkeypatch.setattr(verify, "LAVA_MEMORY_BUDGET", 1)
+    assert verify.lava_samples_in_memory(d.graph, 5) == 1  # never none
+    monkeypatch.setattr(verify, "LAVA_MEMORY_BUDGET", 2 * per_sample + 1)
+    r = _check(tiny_deploy_dir, n=3, mode="whole")
+    assert r["samples"] == 2 and "2 of 3 requested samples fit" in r["samples_reason"]
+    assert r["all_layers_identical"]
 
 
 def test_auto_runs_the_whole_network_when_its_estimate_fits_the_budget(tiny_deploy_dir):
