@@ -402,12 +402,18 @@ def test_one_epoch_of_training_on_each_fake_dataset(tmp_path, preset):
     assert isinstance(metrics, dict) and metrics
 
 
+#: Presets whose end-to-end test also runs convert's Lava check on one sample (the others' networks take minutes a
+#: sample on Lava: `bench pipeline` times them).
+LAVA_CHECKED_PRESETS = {"fashion_mnist": "parts"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", ["dvs128_gesture", "cifar10_dvs", "ncaltech101", "fashion_mnist"])
 def test_each_paper_preset_end_to_end_on_tiny_recordings(tmp_path, preset):
     """Train one epoch on format-correct recordings, convert for Loihi 2 (gates on neuro cores), profile with
-    the emulator and write the report, at the preset's full network size (T = 2 to stay fast). The Lava check
-    at this size is timed by `python -m tcja_deploy.bench pipeline` (bench/NOTES.md), not here."""
+    the emulator and write the report, at the preset's full network size (T = 2 to stay fast). Fashion-MNIST's
+    convert checks one sample on Lava in parts; the Lava check of the others is timed by
+    `python -m tcja_deploy.bench pipeline` (bench/NOTES.md)."""
     from tcja_deploy import convert, profile, report
     from tcja_deploy.training.config import TrainConfig
     from tcja_deploy.training.loop import train
@@ -417,9 +423,14 @@ def test_each_paper_preset_end_to_end_on_tiny_recordings(tmp_path, preset):
     run, deploy, prof, rep = (tmp_path / n for n in ("run", "deploy", "profile", "report"))
     train(TrainConfig(preset=preset, data_dir=str(data_dir), epochs=1, T=2, max_samples=2, out=str(run),
                       device="cpu"), progress=False, log=lambda _: None)
-    assert convert.main(["--run", str(run), "--out", str(deploy), "--lava-samples", "0"]) == 0
+    lava = LAVA_CHECKED_PRESETS.get(preset)
+    args = ["--lava-samples", "1", "--lava-mode", lava] if lava else ["--lava-samples", "0"]
+    assert convert.main(["--run", str(run), "--out", str(deploy)] + args) == 0
     fid = json.loads((deploy / "fidelity.json").read_text())
     assert fid["gate_placement"] == "neurocore" and fid["emulator"]["samples"] >= 1
+    if lava:  # one sample through Lava, every segment and gate alone on recorded inputs
+        assert fid["lava"]["mode"] == lava and fid["lava"]["samples"] == 1
+        assert fid["lava"]["all_layers_identical"] and fid["lava"]["gate_stages"]
     assert profile.main(["--deploy", str(deploy), "--out", str(prof), "--no-progress", "--data-dir", str(data_dir)]) == 0
     assert report.main(["--profile", str(prof), "--out", str(rep)]) == 0
     doc = json.loads((rep / "profile.json").read_text())
