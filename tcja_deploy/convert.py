@@ -27,7 +27,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, metavar="SECONDS",
                    help="wall time the whole convert aims at: the Lava check, run last, gets what the conversion and "
                         "the other checks leave (at least 30 s) and checks the samples, or the steps of sample 0, "
-                        "completed by then (default 600)")
+                        f"completed by then (default {DEFAULT_BUDGET_S:g})")
     p.add_argument("--lava-budget", type=float, default=None, metavar="SECONDS",
                    help="at most this many seconds for the Lava check (default: what --budget leaves; VAE runs: 600)")
     p.add_argument("--lava-mode", choices=("auto", "whole", "parts"), default="auto",

@@ -136,7 +136,7 @@ def _all_identical(layers: dict, stages: dict) -> bool:
 
 
 #: Memory the Lava check's records may take (the emulator's record of every node and Lava's probes, each about
-#: ``execute.bytes_per_sample`` a sample): 16 digits samples take a few MB, one dvs128_gesture sample about 3 GiB
+#: ``execute.bytes_per_sample`` a sample): 16 digits samples take a few MB, one dvs128_gesture sample 2.1 GiB a side
 #: (16 of them were killed for memory on a 24 GiB machine).
 LAVA_MEMORY_BUDGET = 8 << 30
 
@@ -255,14 +255,16 @@ def lava_check(deploy_dir: Path, graph: g.Graph, x: torch.Tensor, labels: np.nda
 
     requested = int(x.shape[1])
     n = lava_samples_in_memory(graph, requested)
+    memory_note = ""
     if n < requested:  # the records of both sides must fit: the rest is the emulator's job
+        memory_note = (f"; {n} of {requested} requested samples fit the {LAVA_MEMORY_BUDGET / 2**30:.0f} GiB "
+                       "record budget")
         log(f"Lava check: {n} of {requested} samples (the records of a sample take "
             f"{2 * bytes_per_sample(graph) / 2**30:.1f} GiB; budget {LAVA_MEMORY_BUDGET / 2**30:.0f} GiB)")
         x, labels, float_scores = x[:, :n], labels[:n], float_scores[:n]
     deploy = read_deploy(deploy_dir, require_complete=False)
     chosen, why = choose_mode(deploy, n, mode, budget_s)
-    if n < requested:
-        why += f"; {n} of {requested} requested samples fit the {LAVA_MEMORY_BUDGET / 2**30:.0f} GiB record budget"
+    why += memory_note
     if chosen == "parts":
         try:
             return _parts_check(deploy, graph, x, labels, float_scores, select_tag, log, budget_s, progress, why)

@@ -11,8 +11,7 @@ import torch
 from tcja_deploy.conversion import deploy
 from tcja_deploy.conversion.deploy_dir import read_deploy
 from tcja_deploy.conversion.execute import run_graph
-from tcja_deploy.hardware import lava_parts, lava_sim
-from tcja_deploy.hardware import verify
+from tcja_deploy.hardware import lava_parts, lava_sim, verify
 from tcja_deploy.hardware.verify import choose_mode, lava_check
 
 from fake_clock import FakeClock
